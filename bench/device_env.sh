@@ -1,0 +1,13 @@
+# Source this on a GPU machine that cannot reach a package index (the team's lent H100/H200 machines):
+#   source bench/device_env.sh
+# It installs the wheels carried in .device/wheels (jittor 1.3.11, numpy 1.26.4 and the few pure-Python
+# dependencies; build them here with bench/fetch_device_wheels.sh) into /tmp/jnerf-pkgs and puts that first on
+# PYTHONPATH, so Jittor meets numpy < 2 even where the machine's own Python ships numpy 2.
+# Jittor's CUDA 13 patch is applied by `import jnerf` itself, as on any user's machine.
+JNERF_PKGS=${JNERF_PKGS:-/tmp/jnerf-pkgs}
+if [ ! -f "$JNERF_PKGS/.done" ]; then
+  python3 -m pip install -q --no-index --no-deps --target "$JNERF_PKGS" .device/wheels/*.whl && touch "$JNERF_PKGS/.done"
+fi
+export PYTHONPATH="$JNERF_PKGS:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export JITTOR_HOME=${JITTOR_HOME:-/tmp/jnerf-jittor-home}
+mkdir -p "$JITTOR_HOME"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Download (on a machine with PyPI access) the wheels bench/device_env.sh installs on an offline GPU machine
+# with Python 3.12. They land in .device/wheels (git-ignored) and travel with `carry: [".device"]`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .device/wheels
+pip wheel -q --no-deps jittor==1.3.11.0 -w .device/wheels
+pip download -q --no-deps --only-binary :all: --python-version 3.12 \
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+  numpy==1.26.4 astunparse six PyMCubes trimesh tqdm imageio pillow -d .device/wheels
+ls -la .device/wheels
