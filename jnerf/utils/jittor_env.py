@@ -71,6 +71,9 @@ def setup_jittor_env():
         # These extern libraries are downloaded too, and unused by jnerf.
         for flag in ("use_cutt", "use_cutlass", "use_nccl", "use_mpi"):
             os.environ.setdefault(flag, "0")
+        # conv_opt=1 makes Jittor load only cuBLAS and cuRAND: jnerf uses no convolutions, and cuDNN's
+        # development files are often missing (Jittor then aborts at import).
+        os.environ.setdefault("conv_opt", "1")
         if "nvcc_path" not in os.environ and cuda_device_count() == 0:
             # An nvcc without a driver and device (CPU-only CI) makes Jittor fail at import; run on the CPU.
             os.environ["nvcc_path"] = ""
