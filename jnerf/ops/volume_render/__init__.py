@@ -1,0 +1,34 @@
+"""Volume rendering ops on packed samples: transmittance weights and per-ray accumulation.
+
+The public functions choose the implementation at call time: the CUDA kernels of ``volume_render.py`` when
+``jt.flags.use_cuda`` is set and they are available, otherwise the Jittor-ops reference in ``reference.py``.
+"""
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+import jittor as jt
+
+from .reference import accumulate_reference, render_weights_reference
+
+__all__ = ["render_weights", "accumulate"]
+
+
+def _cuda_impl(name):
+    """The CUDA kernel wrapper ``name`` when running on the GPU and it exists, else None."""
+    if not jt.flags.use_cuda:
+        return None
+    try:
+        from . import volume_render as cuda_module
+    except ImportError:
+        return None
+    return getattr(cuda_module, name, None)
+
+
+def render_weights(alpha, packed_info, ray_indices):
+    """alpha [S] float32 -> weights [S]: w_i = alpha_i * prod_{j<i, same ray} (1 - alpha_j)."""
+    impl = _cuda_impl("render_weights_cuda") or render_weights_reference
+    return impl(alpha, packed_info, ray_indices)
+
+
+def accumulate(weights, values, ray_indices, n_rays):
+    """Per-ray sum of weights [S] * values [S,C] (None: weights alone) -> [n_rays, C]."""
+    impl = _cuda_impl("accumulate_cuda") or accumulate_reference
+    return impl(weights, values, ray_indices, n_rays)
