@@ -11,3 +11,8 @@ fi
 export PYTHONPATH="$JNERF_PKGS:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export JITTOR_HOME=${JITTOR_HOME:-/tmp/jnerf-jittor-home}
 mkdir -p "$JITTOR_HOME"
+# A warm Jittor cache (its compiled core, ~5 MB packed) saves a minute of compiling on a fresh machine; Jittor keys
+# it by compiler, Python and CPU, so on another machine type it is simply not used.
+if [ -f .device/jittor-cache.tgz ] && [ ! -d "$JITTOR_HOME/.cache" ]; then
+  tar xzf .device/jittor-cache.tgz -C "$JITTOR_HOME"
+fi

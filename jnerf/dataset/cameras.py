@@ -7,7 +7,6 @@ integer coordinates, so the camera-space direction through a pixel is K^-1 [u, v
 """
 import os
 
-import cv2
 import numpy as np
 
 __all__ = ["CameraError", "load_cameras_npz", "decompose_projection", "projection_from_pose", "look_at_c2w",
@@ -34,6 +33,12 @@ def _check_scale_mat(scale, path, key):
         raise CameraError(f"{path}: '{key}' is not an invertible affine map (got {scale.tolist()})")
 
 
+def _rq(mat):
+    """RQ decomposition of a 3x3 matrix: mat = upper @ orthogonal (via QR of the row-reversed transpose)."""
+    q, r = np.linalg.qr(mat[::-1].T)
+    return r.T[::-1, ::-1], q.T[::-1]
+
+
 def decompose_projection(proj, where="camera"):
     """Split a 3x4 projection P = K[R|t] into K (3x3, K[2,2] = 1) and the camera-to-world pose (4x4, OpenCV axes).
 
@@ -42,21 +47,21 @@ def decompose_projection(proj, where="camera"):
     proj = np.asarray(proj, dtype=np.float64)[:3, :4]
     if not np.all(np.isfinite(proj)):
         raise CameraError(f"{where}: projection matrix contains NaN or inf")
-    # scale-invariant rank test: a degenerate P has a (near) singular left 3x3 block
     block = proj[:, :3]
-    if abs(np.linalg.det(block)) <= 1e-12 * max(np.linalg.norm(block), 1e-300) ** 3:
+    det = np.linalg.det(block)
+    # scale-invariant rank test: a degenerate P has a (near) singular left 3x3 block
+    if abs(det) <= 1e-12 * max(np.linalg.norm(block), 1e-300) ** 3:
         raise CameraError(f"{where}: projection matrix is not invertible (its left 3x3 block is singular)")
-    intr, rot, centre_h = cv2.decomposeProjectionMatrix(proj)[:3]
-    intr = intr / intr[2, 2]
-    # RQ is unique only up to signs; force positive focal lengths so K is a plain pinhole
+    if det < 0:  # P and -P are the same camera; pick the sign that gives a proper rotation
+        proj, block = -proj, -block
+    intr, rot = _rq(block)
+    # RQ is unique only up to the signs of K's columns; make the diagonal positive (D @ D = I keeps K R)
     signs = np.diag(np.sign(np.diag(intr)))
     intr, rot = intr @ signs, signs @ rot
-    if np.linalg.det(rot) < 0:
-        raise CameraError(f"{where}: projection matrix has a mirrored (left-handed) rotation")
     c2w = np.eye(4)
     c2w[:3, :3] = rot.T
-    c2w[:3, 3] = centre_h[:3, 0] / centre_h[3, 0]
-    return intr, c2w
+    c2w[:3, 3] = -np.linalg.solve(block, proj[:, 3])
+    return intr / intr[2, 2], c2w
 
 
 def load_cameras_npz(path, n_images):

@@ -12,9 +12,9 @@ projection and pixel-centre convention of the loader.
 import os
 import time
 
-import cv2
 import numpy as np
 import trimesh
+from PIL import Image
 
 from .cameras import fibonacci_directions, load_cameras_npz, look_at_c2w, projection_from_pose
 from .rasterizer import rasterize
@@ -146,8 +146,8 @@ def make_scene(mesh, out_dir, n_views=64, width=512, height=None, fov_deg=40.0, 
         raster = rasterize(vertices, faces, intrinsics[i], c2ws[i], height, width)
         image, mask = shade_view(raster, vertices, faces, normals, light, seed)
         rgb8 = np.round(image * 255).astype(np.uint8)
-        cv2.imwrite(os.path.join(out_dir, "image", f"{i:03d}.png"), rgb8[:, :, ::-1])
-        cv2.imwrite(os.path.join(out_dir, "mask", f"{i:03d}.png"), mask.astype(np.uint8) * 255)
+        Image.fromarray(rgb8).save(os.path.join(out_dir, "image", f"{i:03d}.png"), optimize=True)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(os.path.join(out_dir, "mask", f"{i:03d}.png"), optimize=True)
         coverage.append(mask.mean())
         if verbose:
             print(f"view {i + 1}/{n_views}: {mask.mean() * 100:.1f}% of pixels on the object")
