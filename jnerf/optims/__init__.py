@@ -1,0 +1,3 @@
+"""Optimisers and learning-rate schedules (OPTIMS, SCHEDULERS)."""
+from .adam import Adam
+from .schedulers import WarmupCosineLR, ConstantLR

@@ -1,0 +1,48 @@
+"""Adam with named parameter groups (so the hash table, MLPs and variance can take their own learning rates)
+and a state dict of plain numpy arrays, so checkpoints resume with the same moments."""
+import numpy as np
+import jittor as jt
+
+from jnerf.utils.registry import OPTIMS, ConfigKeyError, closest
+
+
+@OPTIMS.register_module()
+class Adam(jt.nn.Adam):
+    """``params``: a list of Vars, or of dicts ``{'name': str, 'params': [Var]}``; ``group_lr`` maps group names
+    to their learning rates (groups not named use ``lr``). Each group keeps its base lr in ``base_lr`` for the
+    schedulers."""
+
+    def __init__(self, params, lr=1e-2, betas=(0.9, 0.99), eps=1e-15, weight_decay=0.0, group_lr=None):
+        params = list(params)
+        group_lr = dict(group_lr or {})
+        if params and isinstance(params[0], dict):
+            names = [g.get("name", str(i)) for i, g in enumerate(params)]
+            for name in group_lr:
+                if name not in names:
+                    near = closest(name, names)
+                    raise ConfigKeyError(f"optim.group_lr names group '{name}', which the model does not have."
+                                         f"{f' Did you mean {near!r}?' if near else ''} Groups: {', '.join(names)}")
+            groups = [dict(g, lr=group_lr.get(n, lr)) for g, n in zip(params, names)]
+        else:
+            groups = [dict(name="all", params=params, lr=lr)]
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        super().__init__(groups, lr, eps=eps, betas=tuple(betas), weight_decay=weight_decay)
+
+    def state_dict(self):
+        return dict(n_step=int(self.n_step),
+                    groups=[dict(lr=float(g["lr"]), base_lr=float(g["base_lr"]),
+                                 values=[v.numpy() for v in g["values"]], m=[m.numpy() for m in g["m"]])
+                            for g in self.param_groups])
+
+    def load_state_dict(self, state):
+        if len(state["groups"]) != len(self.param_groups):
+            raise ValueError(f"optimizer state has {len(state['groups'])} parameter groups, "
+                             f"the model has {len(self.param_groups)}")
+        self.n_step = state["n_step"]
+        for g, s in zip(self.param_groups, state["groups"]):
+            g["lr"], g["base_lr"] = s["lr"], s["base_lr"]
+            for var, arr in zip(g["values"], s["values"]):
+                var.update(jt.array(np.asarray(arr, dtype=var.dtype)))
+            for var, arr in zip(g["m"], s["m"]):
+                var.update(jt.array(np.asarray(arr, dtype=var.dtype)))

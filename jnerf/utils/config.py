@@ -1,0 +1,211 @@
+"""Python config files as nested, attribute-accessible dicts, with ``_base_`` inheritance and strict keys.
+
+A config file is a Python module; its top-level variables (not starting with ``_`` and not modules, functions or
+classes) become keys. ``_base_ = 'base.py'`` (or a list) names configs, relative to this file, that it extends:
+dicts are merged deeply and the child wins. Unlike JNeRF's config, reading a key that does not exist raises an
+error naming the key and the closest existing one, and so does a child config or a ``--opts`` override that sets a
+key the base does not have (a typo would otherwise silently do nothing). A dict that really replaces its base
+entry, or a key that is really new, says so with ``_replace_=True`` inside the dict / ``_new_keys_ = [...]``
+at the top of the file.
+"""
+import ast
+import copy
+import importlib.util
+import inspect
+import os
+import pprint
+import types
+
+from .registry import ConfigKeyError, closest
+
+__all__ = ["Config", "load_config", "init_cfg", "get_cfg", "save_cfg", "parse_overrides", "ConfigKeyError"]
+
+BASE_KEY = "_base_"
+REPLACE_KEY = "_replace_"
+NEW_KEYS_KEY = "_new_keys_"
+
+
+class Config(dict):
+    """A dict whose keys read as attributes; missing keys raise ``ConfigKeyError`` with a suggestion."""
+
+    def __init__(self, data=None, path="cfg"):
+        super().__init__()
+        object.__setattr__(self, "_path", path)
+        for key, value in (data or {}).items():
+            self[key] = value
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, _wrap(value, f"{self._path}.{key}"))
+
+    def __getattr__(self, key):
+        if key.startswith("__"):
+            raise AttributeError(key)
+        try:
+            return self[key]
+        except KeyError:
+            raise self.missing(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+    def __delattr__(self, key):
+        del self[key]
+
+    def __deepcopy__(self, memo):
+        return Config(copy.deepcopy(dict(self), memo), self._path)
+
+    def missing(self, key):
+        near = closest(key, self.keys())
+        hint = f" Did you mean '{near}'?" if near else ""
+        return ConfigKeyError(f"config has no key '{self._path}.{key}'.{hint}")
+
+    def get(self, key, default=None):
+        return dict.get(self, key, default)
+
+    def to_dict(self):
+        return {k: v.to_dict() if isinstance(v, Config) else
+                [x.to_dict() if isinstance(x, Config) else x for x in v] if isinstance(v, list) else v
+                for k, v in self.items()}
+
+    def dump(self):
+        """The config as Python source that ``load_config`` reads back."""
+        lines = ["# Resolved jnerf config (all _base_ files merged, overrides applied).", "import numpy as np", ""]
+        for key, value in self.to_dict().items():
+            lines.append(f"{key} = {pprint.pformat(_plain(value), sort_dicts=False, width=110)}")
+        return "\n".join(lines) + "\n"
+
+
+def _plain(value):
+    """Numpy values printed as Python literals so that a dumped config is readable and reloadable."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _wrap(value, path):
+    if isinstance(value, Config):
+        return value
+    if isinstance(value, dict):
+        return Config(value, path)
+    if isinstance(value, list):
+        return [_wrap(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _module_vars(path):
+    spec = importlib.util.spec_from_file_location(f"_jnerf_cfg_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise type(e)(f"error while executing config {path}: {e}") from e
+    out = {}
+    for key, value in vars(module).items():
+        if key.startswith("__") or isinstance(value, types.ModuleType) or inspect.isfunction(value) \
+                or inspect.isclass(value):
+            continue
+        out[key] = value
+    return out
+
+
+def _merge(base, child, path, allow_new, strict=True):
+    """Deep-merge ``child`` into a copy of ``base``; with ``strict``, keys new to ``base`` must be declared."""
+    out = copy.deepcopy(base)
+    for key, value in child.items():
+        full = f"{path}.{key}" if path else key
+        if strict and key not in base and full not in allow_new and key not in allow_new:
+            near = closest(key, base.keys())
+            hint = f" Did you mean '{near}'?" if near else ""
+            raise ConfigKeyError(f"config sets '{full}', which its base config does not have.{hint} "
+                                 f"(If it is meant to be new, list it in {NEW_KEYS_KEY}.)")
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and not value.get(REPLACE_KEY, False):
+            out[key] = _merge(base[key], value, full, allow_new, strict)
+        else:
+            out[key] = copy.deepcopy(value)
+            if isinstance(value, dict):
+                out[key].pop(REPLACE_KEY, None)
+    return out
+
+
+def _load_dict(path):
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    data = _module_vars(path)
+    bases = data.pop(BASE_KEY, [])
+    allow_new = set(data.pop(NEW_KEYS_KEY, []))
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    if not bases:
+        return {k: v for k, v in data.items() if not k.startswith("_")}
+    merged = {}
+    for base in bases:  # several bases combine freely; only the child is held to their keys
+        merged = _merge(merged, _load_dict(os.path.join(os.path.dirname(path), base)), "", allow_new, strict=False)
+    child = {k: v for k, v in data.items() if not k.startswith("_")}
+    return _merge(merged, child, "", allow_new)
+
+
+def parse_overrides(opts):
+    """``['a.b=1', 'c=foo']`` -> ``[(['a','b'], 1), (['c'], 'foo')]``; values parsed as Python literals."""
+    parsed = []
+    for opt in opts or []:
+        if "=" not in opt:
+            raise ValueError(f"override '{opt}' is not of the form key.path=value")
+        key, raw = opt.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw  # a bare word is a string
+        parsed.append((key.strip().split("."), value))
+    return parsed
+
+
+def apply_overrides(cfg, opts):
+    """Set each ``key.path=value``; every key on the path must already exist."""
+    for keys, value in parse_overrides(opts):
+        node = cfg
+        for i, key in enumerate(keys):
+            if not isinstance(node, dict) or key not in node:
+                prefix = ".".join(keys[:i]) or "cfg"
+                near = closest(key, node.keys()) if isinstance(node, dict) else None
+                hint = f" Did you mean '{near}'?" if near else ""
+                raise ConfigKeyError(f"override '{'.'.join(keys)}': '{prefix}' has no key '{key}'.{hint}")
+            if i == len(keys) - 1:
+                node[key] = value
+            else:
+                node = node[key]
+    return cfg
+
+
+def load_config(path, opts=None):
+    """Load a config file (with its bases) and apply ``key=value`` overrides."""
+    cfg = Config(_load_dict(path))
+    object.__setattr__(cfg, "_source", os.path.abspath(path))
+    return apply_overrides(cfg, opts)
+
+
+_current = None
+
+
+def init_cfg(path, opts=None):
+    """Load a config and make it the current one (``get_cfg``); returns it."""
+    global _current
+    _current = load_config(path, opts)
+    return _current
+
+
+def get_cfg():
+    if _current is None:
+        raise RuntimeError("no config loaded: call jnerf.utils.config.init_cfg(path) first")
+    return _current
+
+
+def save_cfg(cfg, path):
+    """Write the resolved config as Python (atomically)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(cfg.dump())
+    os.replace(tmp, path)
