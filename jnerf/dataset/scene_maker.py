@@ -48,7 +48,14 @@ def bounding_sphere_scale_mat(vertices, margin=1.1):
 
 
 def _up_vector(up):
-    vec = np.asarray(_AXES[up] if isinstance(up, str) else up, dtype=np.float64)
+    """Unit vector from an axis name ('y', '-z', ...) or any non-zero 3-vector."""
+    if isinstance(up, str):
+        if up not in _AXES:
+            raise ValueError(f"axis must be one of {', '.join(_AXES)} or a 3-vector, got {up!r}")
+        up = _AXES[up]
+    vec = np.asarray(up, dtype=np.float64)
+    if vec.shape != (3,) or not np.linalg.norm(vec) > 0:
+        raise ValueError(f"axis must be a non-zero 3-vector, got {up!r}")
     return vec / np.linalg.norm(vec)
 
 
