@@ -1,0 +1,232 @@
+"""Occupancy ops and OccupancyGrid against numpy loops: slab test, ray marching, visual hull, max-weight pruning."""
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+import jittor as jt
+import numpy as np
+import pytest
+
+from jnerf.models.samplers.occupancy_grid import OccupancyGrid
+from jnerf.ops.occupancy import carve_visual_hull, max_weight_update, ray_aabb_intersect, ray_march
+
+BOX_MIN, BOX_MAX = np.array([-1.0, -0.8, -0.6]), np.array([1.0, 0.8, 0.6])
+
+
+def _random_rays(rng, n):
+    """Rays from outside and inside the box, some missing it."""
+    origins = rng.uniform(-2.5, 2.5, size=(n, 3))
+    origins[: n // 4] = rng.uniform(-0.5, 0.5, size=(n // 4, 3))      # start inside the box
+    targets = rng.uniform(-0.7, 0.7, size=(n, 3))
+    dirs = targets - origins
+    dirs[n // 2: n // 2 + n // 8] = rng.normal(size=(n // 8, 3))     # random directions: some miss
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return origins.astype(np.float32), dirs.astype(np.float32)
+
+
+def _slab_numpy(o, d, near_min):
+    t_near, t_far = np.empty(len(o)), np.empty(len(o))
+    for r in range(len(o)):
+        lo, hi = -np.inf, np.inf
+        for a in range(3):
+            if abs(d[r, a]) < 1e-9:
+                if not BOX_MIN[a] <= o[r, a] <= BOX_MAX[a]:
+                    lo, hi = np.inf, -np.inf
+                continue
+            t0, t1 = sorted(((BOX_MIN[a] - o[r, a]) / d[r, a], (BOX_MAX[a] - o[r, a]) / d[r, a]))
+            lo, hi = max(lo, t0), min(hi, t1)
+        t_near[r], t_far[r] = max(lo, near_min), hi
+    return t_near, t_far, t_far > t_near
+
+
+def _cell_numpy(p, res):
+    ijk = np.clip(np.floor((p - BOX_MIN) / (BOX_MAX - BOX_MIN) * res).astype(int), 0, res - 1)
+    return (ijk[..., 0] * res + ijk[..., 1]) * res + ijk[..., 2]
+
+
+def _march_numpy(o, d, occupied, res, step, max_steps, jitter, near_min):
+    t_near, t_far, hit = _slab_numpy(o, d, near_min)
+    ray_idx, starts, ends, info = [], [], [], []
+    for r in range(len(o)):
+        first = len(starts)
+        for i in range(max_steps):
+            t = t_near[r] + (i + jitter[r]) * step
+            if not hit[r] or t >= t_far[r]:
+                break
+            t0, t1 = max(t - step / 2, t_near[r]), min(t + step / 2, t_far[r])
+            if occupied[_cell_numpy(o[r] + d[r] * (t0 + t1) / 2, res)]:
+                ray_idx.append(r), starts.append(t0), ends.append(t1)
+        info.append((first, len(starts) - first))
+    return np.array(ray_idx), np.array(starts), np.array(ends), np.array(info)
+
+
+def test_ray_aabb_matches_numpy():
+    o, d = _random_rays(np.random.default_rng(0), 64)
+    t_near, t_far, hit = ray_aabb_intersect(jt.array(o), jt.array(d), BOX_MIN, BOX_MAX, near_min=0.05)
+    ref_near, ref_far, ref_hit = _slab_numpy(o, d, 0.05)
+    assert 0 < ref_hit.sum() < len(o)
+    np.testing.assert_array_equal(hit.numpy(), ref_hit)
+    np.testing.assert_allclose(t_near.numpy()[ref_hit], ref_near[ref_hit], atol=1e-5)
+    np.testing.assert_allclose(t_far.numpy()[ref_hit], ref_far[ref_hit], atol=1e-5)
+
+
+@pytest.mark.parametrize("use_jitter", [True, False])
+def test_ray_march_matches_numpy_loop(use_jitter):
+    rng = np.random.default_rng(1)
+    res, step, max_steps = 6, 0.05, 40          # max_steps cuts the longest rays short
+    o, d = _random_rays(rng, 48)
+    occupied = rng.uniform(size=res ** 3) < 0.5
+    jitter = rng.uniform(size=48).astype(np.float32) if use_jitter else np.full(48, 0.5, np.float32)
+    samples = ray_march(jt.array(o), jt.array(d), jt.array(occupied), BOX_MIN, BOX_MAX, res, step, max_steps,
+                        jitter=jt.array(jitter) if use_jitter else None)
+    ray_idx, starts, ends, info = _march_numpy(o, d, occupied, res, step, max_steps, jitter, 0.0)
+    np.testing.assert_array_equal(samples.packed_info.numpy(), info)
+    np.testing.assert_array_equal(samples.ray_indices.numpy(), ray_idx)
+    np.testing.assert_allclose(samples.t_starts.numpy(), starts, atol=1e-5)
+    np.testing.assert_allclose(samples.t_ends.numpy(), ends, atol=1e-5)
+    assert samples.ray_indices.dtype == jt.int32 and samples.packed_info.dtype == jt.int32
+    assert np.all(samples.lengths().numpy() > 0)
+
+
+def test_ray_march_all_empty_gives_no_samples():
+    o, d = _random_rays(np.random.default_rng(2), 48)
+    samples = ray_march(jt.array(o), jt.array(d), jt.zeros((6 ** 3,), dtype=jt.bool), BOX_MIN, BOX_MAX, 6,
+                        0.05, 40)
+    assert samples.n_samples == 0 and samples.n_rays == 48
+    assert np.all(samples.packed_info.numpy()[:, 1] == 0)
+
+
+def _look_at(eye):
+    """c2w [4,4], OpenCV axes (x right, y down, z forward) looking at the origin."""
+    forward = -eye / np.linalg.norm(eye)
+    up = np.array([0.0, 0.0, 1.0]) if abs(forward[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    c2w = np.eye(4)
+    c2w[:3, :3] = np.stack([right, down, forward], axis=1)
+    c2w[:3, 3] = eye
+    return c2w
+
+
+def _sphere_views(radius=0.5, size=32):
+    """Cameras around the origin and the exact silhouettes of a sphere of ``radius``."""
+    eyes = [np.array(e, float) * 4.0 for e in
+            [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0.6, 0.6, -0.5)]]
+    c2w = np.stack([_look_at(e) for e in eyes])
+    focal = size * 1.2
+    K = np.array([[focal, 0, (size - 1) / 2], [0, focal, (size - 1) / 2], [0, 0, 1]])
+    intrinsics = np.repeat(K[None], len(eyes), axis=0)
+    v, u = np.mgrid[0:size, 0:size]
+    pix = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3).astype(float)
+    masks = []
+    for cam in c2w:
+        d = pix @ np.linalg.inv(K).T @ cam[:3, :3].T
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        o = cam[:3, 3]
+        closest = np.linalg.norm(o - (o @ d.T)[:, None] * d, axis=1)     # distance from the centre to the ray
+        masks.append((closest <= radius).reshape(size, size))
+    return intrinsics, c2w, np.stack(masks)
+
+
+def _hull_numpy(intrinsics, c2w, masks, res, k):
+    axes = [BOX_MIN[a] + (np.arange(res) + 0.5) * (BOX_MAX[a] - BOX_MIN[a]) / res for a in range(3)]
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    votes = np.zeros(len(centres), int)
+    h, w = masks.shape[1:]
+    for K, cam, mask in zip(intrinsics, c2w, masks):
+        w2c = np.linalg.inv(cam)
+        for c, x in enumerate(centres):
+            p = K @ (w2c[:3, :3] @ x + w2c[:3, 3])
+            if p[2] <= 1e-6:
+                continue
+            col, row = int(np.floor(p[0] / p[2] + 0.5)), int(np.floor(p[1] / p[2] + 0.5))
+            if 0 <= col < w and 0 <= row < h and not mask[row, col]:
+                votes[c] += 1
+    return votes < k, centres
+
+
+@pytest.fixture(scope="module")
+def sphere_views():
+    return _sphere_views()
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_visual_hull_centres_match_numpy_loop(sphere_views, k):
+    intrinsics, c2w, masks = sphere_views
+    res = 10
+    occupied = carve_visual_hull(intrinsics, c2w, masks, BOX_MIN, BOX_MAX, res, k, use_corners=False).numpy()
+    ref, centres = _hull_numpy(intrinsics, c2w, masks, res, k)
+    assert (occupied != ref).sum() <= 2          # float32 vs float64 rounding at pixel borders
+    radius = np.linalg.norm(centres, axis=1)
+    assert occupied[radius < 0.4].all()          # the object survives
+    if k == 1:
+        assert not occupied[radius > 0.8].any()  # beyond the 6-view hull of the sphere
+
+
+def test_visual_hull_corners_are_conservative_and_frame_is_unknown(sphere_views):
+    intrinsics, c2w, masks = sphere_views
+    res = 10
+    centre_only = carve_visual_hull(intrinsics, c2w, masks, BOX_MIN, BOX_MAX, res, 1, use_corners=False).numpy()
+    corners = carve_visual_hull(intrinsics, c2w, masks, BOX_MIN, BOX_MAX, res, 1, use_corners=True).numpy()
+    assert np.all(corners >= centre_only) and corners.sum() > centre_only.sum()
+    # A view that sees only a corner of the box carves nothing outside its frame.
+    narrow = intrinsics[:1].copy()
+    narrow[0, 0, 0] = narrow[0, 1, 1] = 32 * 12.0
+    seen = carve_visual_hull(narrow, c2w[:1], np.zeros_like(masks[:1]), BOX_MIN, BOX_MAX, res, 1,
+                             use_corners=False).numpy()
+    ref, _ = _hull_numpy(narrow, c2w[:1], np.zeros_like(masks[:1]), res, 1)
+    assert 0 < (~seen).sum() < len(seen) and (seen != ref).sum() <= 2
+
+
+def test_max_weight_update_matches_numpy():
+    rng = np.random.default_rng(3)
+    res = 6
+    points = rng.uniform(-1.2, 1.2, size=(200, 3)).astype(np.float32)   # some outside: clamped to the edge cells
+    weights = rng.uniform(size=200).astype(np.float32)
+    start = rng.uniform(0, 0.5, size=res ** 3).astype(np.float32)
+    out = max_weight_update(jt.array(start), jt.array(points), jt.array(weights), BOX_MIN, BOX_MAX, res).numpy()
+    ref = start.copy()
+    np.maximum.at(ref, _cell_numpy(points.astype(np.float64), res), weights)
+    np.testing.assert_allclose(out, ref)
+
+
+def test_grid_prune_floor_tight_bbox_and_state():
+    res = 8
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res, min_occupied_fraction=0.001)
+    cell = (BOX_MAX - BOX_MIN) / res
+    centre_of = lambda ijk: (BOX_MIN + (np.array(ijk) + 0.5) * cell).astype(np.float32)
+    points = np.stack([centre_of((1, 2, 3)), centre_of((5, 6, 4)), centre_of((2, 2, 2))])
+    grid.update_weights(jt.array(points), jt.array(np.array([0.5, 0.2, 0.001], np.float32)))
+    assert grid.prune(0.01) == pytest.approx(2 / res ** 3)
+    lo, hi = grid.tight_bbox(margin=0.0)
+    np.testing.assert_allclose(lo, BOX_MIN + np.array([1, 2, 3]) * cell, atol=1e-6)
+    np.testing.assert_allclose(hi, BOX_MIN + np.array([6, 7, 5]) * cell, atol=1e-6)
+    lo, hi = grid.tight_bbox(margin=10.0)
+    np.testing.assert_allclose(lo, BOX_MIN) and np.testing.assert_allclose(hi, BOX_MAX)
+    # weights restart after a prune, so the next one would empty the grid: the floor keeps ceil(0.001*512) = 1
+    state = grid.state_dict()
+    assert grid.prune(0.01) == pytest.approx(1 / res ** 3)
+    assert np.all(grid.max_weight.numpy() == 0)
+    restored = OccupancyGrid(resolution=4)
+    restored.load_state_dict(state)
+    assert restored.resolution == res and restored.occupied_fraction == pytest.approx(2 / res ** 3)
+    np.testing.assert_allclose(restored.bbox_min, BOX_MIN)
+
+
+def test_grid_prune_keeps_heaviest_cells_at_floor():
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, 4, min_occupied_fraction=3 / 64)
+    rng = np.random.default_rng(4)
+    points = rng.uniform(BOX_MIN, BOX_MAX, size=(64, 3)).astype(np.float32)
+    weights = rng.uniform(0, 1e-3, size=64).astype(np.float32)
+    grid.update_weights(jt.array(points), jt.array(weights))
+    expected = np.zeros(64)
+    np.maximum.at(expected, _cell_numpy(points.astype(np.float64), 4), weights)
+    assert grid.prune(0.5) == pytest.approx(3 / 64)
+    np.testing.assert_array_equal(np.sort(np.nonzero(grid.occupied.numpy())[0]), np.sort(np.argsort(-expected)[:3]))
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="bbox_max"):
+        OccupancyGrid((0, 0, 0), (1, -1, 1))
+    with pytest.raises(ValueError, match="resolution"):
+        OccupancyGrid(resolution=0)
+    with pytest.raises(ValueError, match="occupied"):
+        ray_march(jt.zeros((2, 3)), jt.ones((2, 3)), jt.ones((10,), dtype=jt.bool), BOX_MIN, BOX_MAX, 4, 0.1, 8)
