@@ -1,0 +1,46 @@
+"""Checkpoints written atomically (temp file + rename), named by step, the last K kept; nothing half-written
+is ever read back, and an interrupted run resumes from the newest complete file."""
+import glob
+import os
+import pickle
+import re
+
+_NAME = "ckpt_{:08d}.pkl"
+_PATTERN = re.compile(r"ckpt_(\d{8})\.pkl$")
+
+
+def save_checkpoint(ckpt_dir, step, state, keep_last=3):
+    """Write ``state`` (a picklable dict of numpy arrays and numbers) as the checkpoint of ``step``."""
+    os.makedirs(ckpt_dir, exist_ok=True)
+    path = os.path.join(ckpt_dir, _NAME.format(step))
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    for old in list_checkpoints(ckpt_dir)[:-keep_last] if keep_last > 0 else []:
+        os.remove(old)
+    return path
+
+
+def list_checkpoints(ckpt_dir):
+    """Complete checkpoints in ``ckpt_dir``, oldest first (by step number, not by name order)."""
+    found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(ckpt_dir, "ckpt_*.pkl"))
+             if (m := _PATTERN.search(p))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(ckpt_dir):
+    ckpts = list_checkpoints(ckpt_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def load_checkpoint(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise ValueError(f"checkpoint {path} is unreadable or truncated: {e}") from e

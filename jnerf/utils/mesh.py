@@ -1,0 +1,99 @@
+"""Mesh extraction from an SDF: marching cubes over a box in bounded-memory chunks, vertex colours, world units,
+optional clean-up, and PLY/OBJ output."""
+import logging
+import os
+
+import numpy as np
+
+logger = logging.getLogger("jnerf")
+
+
+def grid_points(bbox_min, bbox_max, resolution):
+    """The [resolution^3, 3] float32 lattice over the box, x-major (x slowest), as marching cubes indexes it."""
+    axes = [np.linspace(lo, hi, resolution, dtype=np.float32) for lo, hi in zip(bbox_min, bbox_max)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+
+def evaluate_sdf_volume(sdf_fn, bbox_min, bbox_max, resolution, chunk=1 << 18, inside_fn=None, progress=True):
+    """SDF sampled on the lattice, [res, res, res] float32.
+
+    ``sdf_fn`` maps an [n,3] float32 numpy array to [n] SDF values. Chunks of one x-slab block at a time keep
+    memory bounded. ``inside_fn`` (optional) marks points worth evaluating (e.g. occupied cells); the rest are
+    set to a positive value (empty space).
+    """
+    bbox_min, bbox_max = np.asarray(bbox_min, np.float32), np.asarray(bbox_max, np.float32)
+    axes = [np.linspace(lo, hi, resolution, dtype=np.float32) for lo, hi in zip(bbox_min, bbox_max)]
+    volume = np.empty((resolution,) * 3, np.float32)
+    yz = np.stack(np.meshgrid(axes[1], axes[2], indexing="ij"), -1).reshape(-1, 2)
+    slabs = max(1, chunk // len(yz))
+    empty = float(np.max(bbox_max - bbox_min))
+    iterator = range(0, resolution, slabs)
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(iterator, desc=f"marching cubes {resolution}^3", unit="slab", leave=False)
+    for start in iterator:
+        xs = axes[0][start:start + slabs]
+        pts = np.concatenate([np.repeat(xs, len(yz))[:, None], np.tile(yz, (len(xs), 1))], 1)
+        values = np.full(len(pts), empty, np.float32)
+        keep = inside_fn(pts) if inside_fn is not None else np.ones(len(pts), bool)
+        if keep.any():
+            values[keep] = sdf_fn(pts[keep])
+        volume[start:start + len(xs)] = values.reshape(len(xs), resolution, resolution)
+    return volume
+
+
+def marching_cubes(volume, bbox_min, bbox_max, level=0.0):
+    """Zero level set of an SDF volume (negative inside) -> (vertices [V,3] float32 in box units, faces [F,3]).
+
+    Faces are oriented so that their normals point outwards (towards positive SDF).
+    """
+    import mcubes
+    if not (volume.min() < level < volume.max()):
+        raise ValueError(f"the SDF never crosses {level} inside the box (range {volume.min():.4g} to "
+                         f"{volume.max():.4g}): nothing to mesh; is training diverged or the box wrong?")
+    # PyMCubes orients faces towards decreasing values; negate so outward = increasing SDF.
+    verts, faces = mcubes.marching_cubes(-volume, -level)
+    res = np.array(volume.shape, np.float32) - 1
+    bbox_min, bbox_max = np.asarray(bbox_min, np.float32), np.asarray(bbox_max, np.float32)
+    verts = bbox_min + verts.astype(np.float32) / res * (bbox_max - bbox_min)
+    return verts.astype(np.float32), faces.astype(np.int64)
+
+
+def to_world(verts, scale_mat):
+    """Normalised-frame points -> world units through the scene's scale_mat (x_w = S @ [x, 1])."""
+    scale_mat = np.asarray(scale_mat, np.float64)
+    return (verts @ scale_mat[:3, :3].T + scale_mat[:3, 3]).astype(np.float32)
+
+
+def keep_large_components(verts, faces, min_fraction=0.0, largest_only=True):
+    """Drop floaters: keep the largest connected component (or every component with at least ``min_fraction``
+    of the faces). trimesh's component split (networkx) runs everywhere, also where pymeshlab is absent."""
+    import trimesh
+    mesh = trimesh.Trimesh(verts, faces, process=False)
+    parts = mesh.split(only_watertight=False)
+    if len(parts) <= 1:
+        return verts, faces
+    sizes = np.array([len(p.faces) for p in parts])
+    if largest_only:
+        keep = [parts[int(np.argmax(sizes))]]
+    else:
+        keep = [p for p, s in zip(parts, sizes) if s >= min_fraction * sizes.sum()]
+    merged = trimesh.util.concatenate(keep)
+    logger.info("mesh clean-up: kept %d of %d components (%d of %d faces)", len(keep), len(parts),
+                len(merged.faces), len(faces))
+    return np.asarray(merged.vertices, np.float32), np.asarray(merged.faces, np.int64)
+
+
+def save_mesh(path, verts, faces, colors=None):
+    """Write PLY or OBJ (by extension) atomically; ``colors`` [V,3] float in [0,1] become vertex colours."""
+    import trimesh
+    vc = None if colors is None else (np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8)
+    mesh = trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".ply", ".obj"):
+        raise ValueError(f"mesh format of {path} not supported: use .ply or .obj")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{ext}"
+    mesh.export(tmp)
+    os.replace(tmp, path)
+    return path

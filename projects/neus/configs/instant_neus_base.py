@@ -1,0 +1,113 @@
+# Instant-NeuS defaults. Per-object configs set `_base_ = 'instant_neus_base.py'` and override a few keys;
+# setting a key this file does not have is an error (typo guard). Units are the scene's normalised frame
+# (cameras_sphere.npz's scale_mat maps the object into the unit sphere) unless a comment says otherwise.
+
+# ---------------------------------------------------------------------------------------------- experiment
+exp_name = 'instant_neus'          # outputs go to <log_dir>/<exp_name>/
+log_dir = 'logs'
+seed = 0
+device = 'auto'                    # 'auto' (CUDA when usable), 'cpu' or 'cuda'
+fp16 = False                       # fp16 MLPs/hash tables on CUDA cards >= sm_70 (fp32 accumulation)
+
+# ------------------------------------------------------------------------------------------------- scene
+dataset = dict(
+    type='NeuSDataset',
+    root='data/bunny',             # folder with cameras_sphere.npz, image/, mask/
+    downscale=1,                   # integer image downscale factor
+    mask_dilation=8,               # disc radius (px) of the dilated mask that training rays are drawn from
+    use_masks=True,
+    ray_sampling='mask',           # 'mask': draw rays inside the dilated masks; 'all': from every pixel
+)
+bbox_mode = 'auto'                 # 'auto': tight box from the visual hull (logged, saved in config.py);
+                                   # 'config': use bbox_corner / bbox_size below
+bbox_corner = [-1.0, -1.0, -1.0]   # box corner (bbox_mode='config'); 'auto' writes the derived box here
+bbox_size = [2.0, 2.0, 2.0]        # box edge lengths
+bbox_margin = 0.05                 # 'auto': margin added on each side, as a fraction of the largest edge
+auto_bbox_resolution = 64          # 'auto': resolution of the coarse hull used to find the box
+use_visual_hull = True             # carve the occupancy grid with the masks before training
+hull_min_background_views = 1      # a cell is empty once this many views see it as background
+
+# ------------------------------------------------------------------------------------------------- model
+model = dict(
+    type='InstantNeuS',
+    post_decoding=True,            # composite geometry features per ray, decode colour once per ray
+    sdf_network=dict(
+        type='SDFNetwork',
+        encoding=dict(
+            type='HashGridEncoder',
+            n_levels=16, n_features_per_level=2, log2_hashmap_size=19,
+            base_resolution=32, finest_resolution=2048,
+            start_level=4,         # levels active at the start (progressive: coarse to fine)
+        ),
+        hidden_dim=64, n_hidden_layers=1,
+        feature_dim=16,            # geometry feature channels (after the SDF channel)
+        sphere_init_radius=0.5,    # initial surface: sphere of this radius around the box centre
+        warmup_steps=1000,         # keep start_level levels until then ...
+        level_steps=500,           # ... then switch on one more level every level_steps
+    ),
+    color_network=dict(type='ColorNetwork', hidden_dim=64, n_hidden_layers=2, sh_degree=4,
+                       use_normal=True, activation='sigmoid'),
+    variance_network=dict(type='VarianceNetwork', init_val=0.3),  # inv_s = exp(10 * init_val) at start
+)
+
+# ------------------------------------------------------------------------------- occupancy and rendering
+occupancy = dict(type='OccupancyGrid', resolution=128)   # box filled in by the runner
+occupancy_schedule = dict(
+    prune_start=2000,              # start recording max rendering weights per cell
+    prune_every=2000,              # then drop cells whose max weight stayed below prune_threshold
+    prune_threshold=0.001,
+)
+renderer = dict(
+    type='NeuSRenderer',
+    step_size=2.0 / 512,           # marching step inside occupied cells (normalised units)
+    max_steps=1024,                # per ray
+    background='random',           # 'black' | 'white' | 'random' (composited into the target too)
+    anneal_end=2000,               # cos-annealing of NeuS' alpha ends here
+)
+
+# ----------------------------------------------------------------------------------------------- losses
+loss = dict(
+    type='NeuSLoss',
+    color_l1=1.0, color_mse=0.0,
+    eikonal=0.1,
+    mask=0.1,                      # BCE of opacity vs mask
+    curvature=5e-4,                # |Laplacian| weight: ramps up over curvature_warmup_steps, then decays by
+    curvature_warmup_steps=1000,   #   the level growth per level step until all levels are on (then constant)
+)
+
+# ---------------------------------------------------------------------------------------------- optimiser
+optim = dict(type='Adam', lr=1e-2, betas=(0.9, 0.99), eps=1e-15,
+             group_lr=dict(variance=1e-3))            # groups: encoding, mlp, variance
+scheduler = dict(type='WarmupCosineLR', total_steps=20000, warmup_steps=500, min_factor=0.05)
+
+# ------------------------------------------------------------------------------------------------ training
+train = dict(
+    total_steps=20000,
+    n_rays=1024,                   # rays in the first step; then adjusted toward target_samples
+    dynamic_rays=True,
+    target_samples=1 << 18,        # samples per step the ray count aims at
+    min_rays=256, max_rays=8192,
+    log_every=100,                 # a log line (every loss term, inv_s, levels, rays, samples, occupancy)
+    val_every=2500,                # validation images (RGB | GT | normal | depth) under validation/
+    save_every=5000,               # checkpoints (atomic) under checkpoints/
+    keep_checkpoints=3,
+    mesh_every=0,                  # preview meshes during training (0: only at the end)
+)
+val = dict(views=[0], downscale=2, chunk=8192)
+
+# -------------------------------------------------------------------------------------------------- outputs
+mesh = dict(
+    resolution=512,                # marching cubes lattice over the box
+    preview_resolution=128,
+    chunk=1 << 18,                 # points per network call (bounds memory)
+    level=0.0,                     # SDF iso-level
+    mask_with_occupancy=True,      # evaluate only points in occupied cells (faster, no floaters outside)
+    clean='largest',               # 'largest' component, 'small' (drop < min_component_fraction), 'none'
+    min_component_fraction=0.01,
+    vertex_colors=True,
+    formats=['ply'],               # add 'obj' for OBJ as well
+    save_normalized=False,         # also save the mesh in the normalised frame
+)
+render = dict(n_frames=60, downscale=2, fps=30, elevation_deg=None)   # turntable (None: cameras' mean)
+eval = dict(gt_mesh=None,          # default: <dataset root>/gt_mesh.ply when present
+            cull_with_masks=True)

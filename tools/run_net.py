@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""jnerf command line: train Instant-NeuS on a NeuS-format scene, or export a mesh, render views, evaluate.
+
+    python tools/run_net.py --config-file projects/neus/configs/instant_neus_demo.py --task train
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+TASKS = ("train", "mesh", "render", "eval")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="run_net.py", description="jnerf: Instant-NeuS surface reconstruction (train / mesh / render / eval)",
+        allow_abbrev=False)
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="Python config file")
+    parser.add_argument("--task", default="train", choices=TASKS, help="what to do (default: train)")
+    parser.add_argument("--type", default="instant", choices=("instant",),
+                        help="method; only 'instant' (accepted for the original command line)")
+    parser.add_argument("--resume", action="store_true", help="continue training from the latest checkpoint")
+    parser.add_argument("--ckpt", metavar="PATH", help="checkpoint for mesh/render/eval (default: the latest)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. --opts train.total_steps=2000 model.post_decoding=False")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not os.path.isfile(args.config_file):
+        print(f"error: config file not found: {args.config_file}", file=sys.stderr)
+        return 2
+    import jnerf  # noqa: F401  (prepares Jittor before anything imports it)
+    from jnerf.utils.config import init_cfg, ConfigKeyError
+    from jnerf.runner import build_runner
+    try:
+        cfg = init_cfg(args.config_file, args.opts)
+        if args.device:
+            cfg.device = args.device
+        runner = build_runner(cfg, task=args.task, resume=args.resume, ckpt=args.ckpt)
+    except (ConfigKeyError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    getattr(runner, args.task)()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
