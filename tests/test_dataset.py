@@ -11,7 +11,8 @@ from PIL import Image
 
 from jnerf.dataset.cameras import CameraError
 from jnerf.dataset.image_io import ImageReadError, read_image, write_png16
-from jnerf.dataset.neus_dataset import NeuSDataset, load_scene_arrays
+from jnerf.dataset.neus_dataset import NeuSDataset
+from jnerf.dataset.neus_format import load_scene_arrays
 from jnerf.dataset.neus_format import SceneFormatError, dilate_masks, disc_kernel
 from jnerf.dataset.scene_maker import make_scene
 from jnerf.utils.registry import DATASETS, build_from_cfg

@@ -13,36 +13,9 @@ import jittor as jt
 
 from ..utils.registry import DATASETS
 from .cameras import downscale_intrinsics
-from .neus_format import (SceneFormatError, check_downscale, check_masks_not_empty, dilate_masks, list_images,
-                          read_masks, read_rgb_images, read_scene_cameras)
+from .neus_format import check_downscale, dilate_masks, load_scene_arrays
 
-__all__ = ["NeuSDataset", "load_scene_arrays"]
-
-
-def load_scene_arrays(root, downscale=1, use_masks=True, image_dir="image", mask_dir="mask",
-                      camera_file="cameras_sphere.npz"):
-    """Numpy view of a scene: dict of ``image_files``, ``images`` float32 [N,H,W,3], ``masks`` bool [N,H,W] or None
-    (from ``mask_dir``, else from the images' alpha), ``intrinsics`` [N,3,3] and ``c2w`` [N,4,4] float32,
-    ``scale_mat`` float64 [4,4]. Masks and images are block-averaged by ``downscale``."""
-    downscale = check_downscale(downscale)
-    image_files = list_images(os.path.join(root, image_dir), "image")
-    images, alphas, full_size = read_rgb_images(image_files, downscale)
-    intrinsics, c2w, scale_mat = read_scene_cameras(root, len(image_files), downscale, camera_file)
-    masks = None
-    if use_masks:
-        mask_folder = os.path.join(root, mask_dir)
-        if os.path.isdir(mask_folder):
-            mask_files = list_images(mask_folder, "mask")
-            if len(mask_files) != len(image_files):
-                raise SceneFormatError(f"{mask_folder}: {len(mask_files)} masks for {len(image_files)} images in "
-                                       f"{os.path.join(root, image_dir)} (expected one mask per image)")
-            masks = read_masks(mask_files, full_size, downscale)
-            check_masks_not_empty(masks, mask_files)
-        elif alphas is not None:
-            masks = alphas
-            check_masks_not_empty(masks, [f"{f} (alpha channel)" for f in image_files])
-    return dict(image_files=image_files, images=images, masks=masks, intrinsics=intrinsics, c2w=c2w,
-                scale_mat=scale_mat)
+__all__ = ["NeuSDataset"]
 
 
 @DATASETS.register_module()

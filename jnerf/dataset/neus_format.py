@@ -10,7 +10,7 @@ import numpy as np
 from .cameras import downscale_intrinsics, load_cameras_npz
 from .image_io import read_image
 
-__all__ = ["SceneFormatError", "IMAGE_EXTENSIONS", "list_images", "read_scene_cameras", "read_rgb_images",
+__all__ = ["SceneFormatError", "load_scene_arrays", "IMAGE_EXTENSIONS", "list_images", "read_scene_cameras", "read_rgb_images",
            "read_masks", "check_masks_not_empty", "block_average", "dilate_masks", "disc_kernel", "check_downscale"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -101,7 +101,7 @@ def check_masks_not_empty(masks, paths):
 
 
 def disc_kernel(radius):
-    """Boolean disc [2r+1, 2r+1]: offsets within ``radius`` + 0.5 (the original's kernel shape, so radius 0 is one pixel)."""
+    """Boolean disc [2r+1, 2r+1] of offsets within ``radius`` + 0.5 (the original's kernel; radius 0: one pixel)."""
     r = int(np.ceil(radius))
     y, x = np.mgrid[-r:r + 1, -r:r + 1]
     return x * x + y * y <= (radius + 0.5) ** 2
@@ -114,3 +114,29 @@ def dilate_masks(masks, radius):
     from scipy.ndimage import binary_dilation
     kernel = disc_kernel(radius)
     return np.stack([binary_dilation(m, structure=kernel) for m in masks])
+
+
+def load_scene_arrays(root, downscale=1, use_masks=True, image_dir="image", mask_dir="mask",
+                      camera_file="cameras_sphere.npz"):
+    """Numpy view of a scene: dict of ``image_files``, ``images`` float32 [N,H,W,3], ``masks`` bool [N,H,W] or None
+    (from ``mask_dir``, else from the images' alpha), ``intrinsics`` [N,3,3] and ``c2w`` [N,4,4] float32,
+    ``scale_mat`` float64 [4,4]. Masks and images are block-averaged by ``downscale``."""
+    downscale = check_downscale(downscale)
+    image_files = list_images(os.path.join(root, image_dir), "image")
+    images, alphas, full_size = read_rgb_images(image_files, downscale)
+    intrinsics, c2w, scale_mat = read_scene_cameras(root, len(image_files), downscale, camera_file)
+    masks = None
+    if use_masks:
+        mask_folder = os.path.join(root, mask_dir)
+        if os.path.isdir(mask_folder):
+            mask_files = list_images(mask_folder, "mask")
+            if len(mask_files) != len(image_files):
+                raise SceneFormatError(f"{mask_folder}: {len(mask_files)} masks for {len(image_files)} images in "
+                                       f"{os.path.join(root, image_dir)} (expected one mask per image)")
+            masks = read_masks(mask_files, full_size, downscale)
+            check_masks_not_empty(masks, mask_files)
+        elif alphas is not None:
+            masks = alphas
+            check_masks_not_empty(masks, [f"{f} (alpha channel)" for f in image_files])
+    return dict(image_files=image_files, images=images, masks=masks, intrinsics=intrinsics, c2w=c2w,
+                scale_mat=scale_mat)
