@@ -10,8 +10,9 @@ import numpy as np
 from .cameras import downscale_intrinsics, load_cameras_npz
 from .image_io import read_image
 
-__all__ = ["SceneFormatError", "load_scene_arrays", "IMAGE_EXTENSIONS", "list_images", "read_scene_cameras", "read_rgb_images",
-           "read_masks", "check_masks_not_empty", "block_average", "dilate_masks", "disc_kernel", "check_downscale"]
+__all__ = ["SceneFormatError", "load_scene_arrays", "IMAGE_EXTENSIONS", "list_images", "read_scene_cameras",
+           "read_rgb_images", "read_masks", "check_masks_not_empty", "block_average", "dilate_masks", "disc_kernel",
+           "check_downscale"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
