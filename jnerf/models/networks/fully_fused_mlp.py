@@ -1,0 +1,62 @@
+"""FullyFusedMLP: jnerf's MLP with a fully fused tensor-core forward/backward when the device allows it.
+
+Same constructor, same parameters (``linears.i.weight`` / ``linears.i.bias``) and so the same state dict as ``MLP``:
+a checkpoint written by either loads into the other. At call time it uses the fused fp16 kernel
+(``jnerf.ops.fused_mlp``) when ``fused`` allows it and ``fused_mlp_available()`` (CUDA in use, sm_75+, fp16 fused
+path enabled) and the network shape is supported (hidden width 64 or 128, padded input/output widths <= 256);
+otherwise it runs MLP's plain nn.Linear path, which is exact fp32.
+"""
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
+
+from jnerf.models.networks.mlp import MLP
+from jnerf.ops.fused_mlp import fused_mlp, fused_mlp_available, make_spec, unsupported_reason
+from jnerf.utils.registry import NETWORKS
+
+__all__ = ["FullyFusedMLP", "fused_mlp_available"]
+
+FUSED_CHOICES = ("auto", True, False)
+
+
+@NETWORKS.register_module()
+class FullyFusedMLP(MLP):
+    """[N, in_dim] -> [N, out_dim] float32. ``fused``: 'auto' (fused kernel whenever available and supported),
+    True (required: raises on CUDA when the shape is unsupported or the card too old; CPU still falls back), False
+    (always the plain path)."""
+
+    def __init__(self, in_dim, out_dim, hidden_dim=64, n_hidden_layers=1, activation="relu", softplus_beta=100,
+                 output_activation="none", bias=True, fused="auto"):
+        super().__init__(in_dim, out_dim, hidden_dim=hidden_dim, n_hidden_layers=n_hidden_layers,
+                         activation=activation, softplus_beta=softplus_beta, output_activation=output_activation,
+                         bias=bias)
+        if fused not in FUSED_CHOICES:
+            raise ValueError(f"FullyFusedMLP: fused must be one of {FUSED_CHOICES}, got {fused!r}")
+        self.fused = fused
+        self.has_bias = bool(bias)
+        n_layers = self.n_hidden_layers + 1
+        self.unsupported = unsupported_reason(self.in_dim, self.out_dim, self.hidden_dim, n_layers,
+                                              self.activation, self.output_activation_name)
+        if fused is True and self.unsupported is not None:
+            raise ValueError(f"FullyFusedMLP(fused=True): unsupported {self.unsupported}")
+        self._spec = None if self.unsupported is not None else make_spec(
+            self.in_dim, self.out_dim, self.hidden_dim, n_layers, self.activation, self.output_activation_name,
+            self.softplus_beta)
+
+    def use_fused(self):
+        """Whether execute() takes the fused kernel now (decided at call time)."""
+        if self.fused is False or self._spec is None:
+            return False
+        available = fused_mlp_available()
+        if self.fused is True and not available:
+            import jittor as jt
+            if jt.flags.use_cuda:
+                raise RuntimeError("FullyFusedMLP(fused=True): the fused kernel needs sm_75+ and fp16 enabled")
+        return available
+
+    def execute(self, x):
+        if not self.use_fused():
+            return super().execute(x)
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"FullyFusedMLP: input must have shape [N, {self.in_dim}], got {x.shape}")
+        weights = [lin.weight for lin in self.linears]                       # [out_l, in_l] float32
+        biases = [lin.bias for lin in self.linears] if self.has_bias else None  # [out_l] float32
+        return fused_mlp(x, weights, biases, self._spec)                     # [N, out_dim] float32
