@@ -14,7 +14,7 @@ from jnerf.dataset.cameras import (CameraError, decompose_projection, downscale_
                                    load_cameras_npz, look_at_c2w, pixel_directions, project_points,
                                    projection_from_pose)
 from jnerf.dataset.rasterizer import rasterize
-from jnerf.dataset.scene_maker import make_scene
+from jnerf.dataset.scene_maker import make_scene, vertex_normals
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -142,6 +142,13 @@ def test_rasterizer_keeps_the_nearest_surface_and_ignores_chunking(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------- scene maker
+def test_vertex_normals_point_outwards_on_a_sphere():
+    sphere = trimesh.creation.icosphere(3, radius=2.0)
+    radial = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True)
+    cosines = np.sum(vertex_normals(np.asarray(sphere.vertices), sphere.faces) * radial, axis=1)
+    assert cosines.min() > 0.999
+
+
 def _world_mesh():
     """An off-centre ellipsoid in 'millimetres', far from the unit sphere, so normalisation matters."""
     mesh = trimesh.creation.icosphere(3, radius=1.0)

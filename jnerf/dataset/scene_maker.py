@@ -13,19 +13,20 @@ import os
 import time
 
 import numpy as np
-import trimesh
-from PIL import Image
 
 from .cameras import fibonacci_directions, load_cameras_npz, look_at_c2w, projection_from_pose
 from .rasterizer import rasterize
 
-__all__ = ["load_mesh", "bounding_sphere_scale_mat", "make_cameras", "surface_albedo", "shade_view", "make_scene"]
+__all__ = ["load_mesh", "bounding_sphere_scale_mat", "vertex_normals", "make_cameras", "surface_albedo",
+           "shade_view", "make_scene"]
 
 _AXES = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1), "-x": (-1, 0, 0), "-y": (0, -1, 0), "-z": (0, 0, -1)}
 
 
 def load_mesh(mesh):
     """A trimesh.Trimesh from a path (.ply/.obj/.off/...) or a Trimesh; raises ValueError for empty meshes."""
+    import trimesh  # only the scene tools need trimesh; `import jnerf.dataset` must not
+
     if isinstance(mesh, trimesh.Trimesh):
         return mesh
     if not os.path.isfile(mesh):
@@ -59,6 +60,22 @@ def _up_vector(up):
     return vec / np.linalg.norm(vec)
 
 
+def _rotation_about(axis, angle):
+    """3x3 rotation by ``angle`` (radians) about the unit vector ``axis`` (Rodrigues)."""
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+def vertex_normals(vertices, faces):
+    """Area-weighted unit vertex normals [V,3] (orientation from the face winding)."""
+    corners = vertices[faces]  # [F,3,3]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(vertices)
+    for corner in range(3):
+        np.add.at(normals, faces[:, corner], face_normals)  # |cross| = 2 * area: area weighting for free
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
+
+
 def make_cameras(n_views, width, height, fov_deg, hemisphere=False, up="y", seed=0):
     """Intrinsics [3,3] and normalised-frame poses [N,4,4] of cameras that frame the unit sphere.
 
@@ -76,7 +93,7 @@ def make_cameras(n_views, width, height, fov_deg, hemisphere=False, up="y", seed
     up_vec = _up_vector(up)
     dirs = fibonacci_directions(n_views, hemisphere_axis=up_vec if hemisphere else None)
     angle = np.random.default_rng(seed).uniform(0, 2 * np.pi)
-    dirs = trimesh.transformations.rotation_matrix(angle, up_vec)[:3, :3] @ dirs.T
+    dirs = _rotation_about(up_vec, angle) @ dirs.T
     poses = [look_at_c2w(distance * d, np.zeros(3), up_vec) for d in dirs.T]
     return intr, np.stack(poses)
 
@@ -132,6 +149,8 @@ def make_scene(mesh, out_dir, n_views=64, width=512, height=None, fov_deg=40.0, 
     ``light_dir`` is a world-frame direction towards the light. Returns a summary dict (paths, sizes, seconds).
     Deterministic for a given ``seed``.
     """
+    from PIL import Image  # imported here so that `import jnerf.dataset` needs neither Pillow nor trimesh
+
     start = time.time()
     height = width if height is None else height
     mesh = load_mesh(mesh)
@@ -146,20 +165,21 @@ def make_scene(mesh, out_dir, n_views=64, width=512, height=None, fov_deg=40.0, 
 
     vertices = (np.asarray(mesh.vertices, dtype=np.float64) - scale_mat[:3, 3]) / scale_mat[0, 0]
     faces = np.asarray(mesh.faces, dtype=np.int64)
-    normals = np.asarray(trimesh.Trimesh(vertices, faces, process=False).vertex_normals)
+    normals = vertex_normals(vertices, faces)
     light = _up_vector(light_dir)
     coverage = []
     for i in range(n_views):
         raster = rasterize(vertices, faces, intrinsics[i], c2ws[i], height, width)
         image, mask = shade_view(raster, vertices, faces, normals, light, seed)
         rgb8 = np.round(image * 255).astype(np.uint8)
-        Image.fromarray(rgb8).save(os.path.join(out_dir, "image", f"{i:03d}.png"), optimize=True)
-        Image.fromarray(mask.astype(np.uint8) * 255).save(os.path.join(out_dir, "mask", f"{i:03d}.png"), optimize=True)
+        name = f"{i:03d}.png"
+        Image.fromarray(rgb8).save(os.path.join(out_dir, "image", name), optimize=True)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(os.path.join(out_dir, "mask", name), optimize=True)
         coverage.append(mask.mean())
         if verbose:
             print(f"view {i + 1}/{n_views}: {mask.mean() * 100:.1f}% of pixels on the object")
     gt_path = os.path.join(out_dir, "gt_mesh.ply")
-    trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(gt_path)
+    type(mesh)(mesh.vertices, mesh.faces, process=False).export(gt_path)  # geometry only, binary PLY
     return {"out_dir": out_dir, "n_views": n_views, "width": width, "height": height, "fov_deg": fov_deg,
             "scale_mat": scale_mat, "mask_coverage": float(np.mean(coverage)), "seconds": time.time() - start,
             "gt_mesh": gt_path, "cameras": npz_path}
