@@ -1,0 +1,141 @@
+"""Hash-encoding throughput: the CUDA kernel (forward, backward) at 2^18..2^22 points, fp32 and fp16 tables, and
+the Jittor-ops reference on the CPU at one small size.
+
+Config: 16 levels x 2 features x 2^19 table, base resolution 32, finest 2048 (the design's defaults).
+"effective GB/s" counts x read (12 B), the output written (L*F*4 B) and the 8 gathered corners per active level
+(8*L*F*sizeof(table)) for forward; backward adds dout read and the 8 atomic corner updates (fp32) instead of the
+output. Compare with the device-to-device copy bandwidth measured here (bytes read + written).
+
+    python bench/bench_hashgrid.py [--sizes 18,20,22] [--repeat 20] [--markdown]
+"""
+import argparse
+import datetime
+import math
+import statistics
+import time
+
+import numpy as np
+
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+import jittor as jt
+
+L, F, LOG2_T, BASE, FINEST = 16, 2, 19, 32, 2048
+
+
+def level_scales(n_levels=L, base=BASE, finest=FINEST):
+    b = math.exp(math.log(finest / base) / (n_levels - 1))
+    return [base * b ** l - 1.0 for l in range(n_levels)]
+
+
+def timed(fn, repeat, warmup=3):
+    """Median wall time of fn() (which must leave its results synced) over ``repeat`` runs, in seconds."""
+    for _ in range(warmup):
+        fn()
+    jt.sync_all(True)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        jt.sync_all(True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def copy_bandwidth(n_bytes=1 << 30, repeat=10):
+    """Device-to-device copy bandwidth in GB/s (bytes read + written), through cudaMemcpyAsync in a jt.code op."""
+    with jt.flag_scope(use_cuda=1):
+        src = jt.ones((n_bytes // 4,), dtype="float32")
+        src.sync()
+
+        def run():
+            jt.code(src.shape, "float32", [src],
+                    cuda_src="cudaMemcpyAsync(out0_p, in0_p, sizeof(float) * out0->num, "
+                             "cudaMemcpyDeviceToDevice, 0);").sync()
+        t = timed(run, repeat)
+    return 2 * n_bytes / t / 1e9
+
+
+def device_name():
+    try:
+        import subprocess
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20).stdout.strip()
+        return out.splitlines()[0] if out else "unknown GPU"
+    except (OSError, IndexError):
+        return "unknown GPU"
+
+
+def bench_cuda(log2_n, dtype, repeat):
+    from jnerf.ops.hashgrid.hashgrid import HashEncodeFunction, _scales_var
+    n = 1 << log2_n
+    rng = np.random.default_rng(0)
+    scales = np.asarray(level_scales(), dtype=np.float32)
+    with jt.flag_scope(use_cuda=1):
+        x = jt.array(rng.uniform(size=(n, 3)).astype(np.float32)).stop_grad()
+        table = jt.array(rng.uniform(-1e-4, 1e-4, size=(L, 1 << LOG2_T, F)).astype(dtype))
+        dout = jt.array(rng.normal(size=(n, L * F)).astype(np.float32))
+        sv = _scales_var(scales)
+        jt.sync([x, table, dout, sv])
+
+        def fwd():
+            HashEncodeFunction.apply(x, table, sv, L).sync()
+
+        func = HashEncodeFunction()
+        func.execute(x, table, sv, L).sync()
+
+        def bwd():
+            func.grad(dout)[1].sync()  # the backward kernel alone (grad to the table; x has stop_grad)
+
+        t_f = timed(fwd, repeat)
+        t_b = timed(bwd, repeat)
+    esize = np.dtype(dtype).itemsize
+    bytes_f = n * (12 + L * F * 4 + 8 * L * F * esize)
+    bytes_b = n * (12 + L * F * 4 + 8 * L * F * 4) + L * (1 << LOG2_T) * F * 4  # + zeroing the fp32 grad
+    return t_f, t_b, bytes_f, bytes_b
+
+
+def bench_cpu_reference(log2_n=14, repeat=3):
+    from jnerf.ops.hashgrid.reference import hash_encode_reference
+    n = 1 << log2_n
+    rng = np.random.default_rng(0)
+    with jt.flag_scope(use_cuda=0):
+        x = jt.array(rng.uniform(size=(n, 3)).astype(np.float32)).stop_grad()
+        table = jt.array(rng.uniform(-1e-4, 1e-4, size=(L, 1 << LOG2_T, F)).astype(np.float32))
+
+        def fwd():
+            hash_encode_reference(x, table, level_scales(), L).sync()
+
+        def fwd_bwd():
+            jt.grad(hash_encode_reference(x, table, level_scales(), L).sum(), table).sync()
+
+        return n, timed(fwd, repeat, warmup=1), timed(fwd_bwd, repeat, warmup=1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="18,19,20,21,22")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--no-cpu", action="store_true")
+    args = ap.parse_args()
+    name = device_name()
+    bw = copy_bandwidth()
+    print(f"hash encoding, {name}, {datetime.date.today()}, L={L} F={F} T=2^{LOG2_T}; "
+          f"device copy bandwidth {bw:.0f} GB/s (read+write)")
+    print("| points | table | fwd ms | fwd Mpts/s | fwd eff. GB/s (% copy) | bwd ms | bwd Mpts/s | "
+          "bwd eff. GB/s (% copy) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for log2_n in [int(s) for s in args.sizes.split(",")]:
+        for dtype in (np.float32, np.float16):
+            t_f, t_b, b_f, b_b = bench_cuda(log2_n, dtype, args.repeat)
+            n = 1 << log2_n
+            print(f"| 2^{log2_n} | {np.dtype(dtype).name} | {t_f * 1e3:.3f} | {n / t_f / 1e6:.0f} | "
+                  f"{b_f / t_f / 1e9:.0f} ({100 * b_f / t_f / 1e9 / bw:.0f}%) | {t_b * 1e3:.3f} | "
+                  f"{n / t_b / 1e6:.0f} | {b_b / t_b / 1e9:.0f} ({100 * b_b / t_b / 1e9 / bw:.0f}%) |", flush=True)
+    if not args.no_cpu:
+        n, t_f, t_fb = bench_cpu_reference()
+        print(f"\nCPU reference (Jittor ops), {n} points fp32: forward {t_f * 1e3:.1f} ms "
+              f"({n / t_f / 1e6:.3f} Mpts/s), forward+backward {t_fb * 1e3:.1f} ms ({n / t_fb / 1e6:.3f} Mpts/s)")
+
+
+if __name__ == "__main__":
+    main()
