@@ -1,0 +1,162 @@
+"""NeuS volume rendering of an SDF network over packed occupancy-grid samples (Instant-NeuS).
+
+Samples come from fixed steps through occupied cells (with per-ray jitter when training); each sample's opacity is
+the NeuS discrete alpha with cos annealing, weights follow from transmittance, and colour is either composited per
+sample or, with post decoding, decoded once per ray from the composited geometry feature and normal.
+"""
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+import jittor as jt
+import numpy as np
+
+from jnerf.ops.volume_render import accumulate, render_weights
+from jnerf.utils.registry import NETWORKS, SAMPLERS, build_from_cfg
+
+__all__ = ["neus_alpha", "cos_anneal_ratio", "safe_normalize", "NeuSRenderer"]
+
+_BACKGROUNDS = ("black", "white", "random")
+# Below this composite-normal length a ray saw (almost) no surface; its normal falls back to facing the camera.
+_MIN_NORMAL_NORM = 1e-6
+# Post decoding divides the composited feature by opacity; this keeps empty rays finite.
+_MIN_OPACITY = 1e-6
+
+
+def cos_anneal_ratio(step, anneal_end):
+    """r = min(1, step / anneal_end); 1 at once when anneal_end <= 0."""
+    return 1.0 if anneal_end <= 0 else min(1.0, float(step) / float(anneal_end))
+
+
+def neus_alpha(sdf, gradient, dirs, dists, inv_s, cos_anneal_ratio):
+    """NeuS discrete opacity per sample (NeuS eq. 13 with the annealed cosine of Instant-NeuS / NeuS code).
+
+    sdf [S], gradient [S,3], dirs [S,3] (unit ray directions), dists [S] (interval lengths), inv_s float or Var
+    [1], cos_anneal_ratio in [0,1] -> alpha [S] float32 in [0,1].
+    Early in training (ratio 0) the cosine is relaxed to -relu(0.5 - cos/2) so back faces still get gradients.
+    """
+    true_cos = (dirs * gradient).sum(dim=-1)                                            # [S]
+    ratio = float(cos_anneal_ratio)
+    iter_cos = -(jt.nn.relu(-true_cos * 0.5 + 0.5) * (1.0 - ratio) + jt.nn.relu(-true_cos) * ratio)
+    half_step = iter_cos * dists * 0.5                                                  # [S]
+    if isinstance(inv_s, jt.Var):
+        inv_s = inv_s.reshape((-1,))[:1]
+    prev_cdf = jt.sigmoid((sdf - half_step) * inv_s)                                    # [S]
+    next_cdf = jt.sigmoid((sdf + half_step) * inv_s)                                    # [S]
+    return jt.clamp((prev_cdf - next_cdf + 1e-5) / (prev_cdf + 1e-5), 0.0, 1.0)
+
+
+def safe_normalize(vectors, fallback=None):
+    """Unit vectors [N,3]; rows shorter than a tiny norm become ``fallback`` [N,3] (default: left as ~0)."""
+    norm = jt.sqrt((vectors * vectors).sum(dim=-1, keepdims=True))                      # [N,1]
+    unit = vectors / jt.maximum(norm, jt.full_like(norm, _MIN_NORMAL_NORM))
+    if fallback is None:
+        return unit
+    return jt.where(norm > _MIN_NORMAL_NORM, unit, fallback)
+
+
+@SAMPLERS.register_module()
+class NeuSRenderer:
+    """Renders rays of the normalised frame with an Instant-NeuS model and an OccupancyGrid.
+
+    model: object or config dict of ``InstantNeuS`` (``sdf_network.gradient(x, laplacian)``,
+    ``color_network(feature, dirs, normals)``, ``variance_network.inv_s()``, ``post_decoding``);
+    occupancy_grid: ``OccupancyGrid`` or its config; step_size in normalised-frame units; max_steps per ray;
+    background 'black' | 'white' | 'random' (random colours per ray when training, black otherwise);
+    anneal_end: steps over which the NeuS cosine anneals; near_min: nearest allowed t.
+    """
+
+    def __init__(self, model, occupancy_grid, step_size=2e-3, max_steps=1024, background="black",
+                 anneal_end=20000, near_min=0.0):
+        self.model = build_from_cfg(model, NETWORKS) if isinstance(model, dict) else model
+        self.occupancy_grid = (build_from_cfg(occupancy_grid, SAMPLERS) if isinstance(occupancy_grid, dict)
+                               else occupancy_grid)
+        if step_size <= 0:
+            raise ValueError(f"step_size: expected > 0, got {step_size}")
+        if int(max_steps) < 1:
+            raise ValueError(f"max_steps: expected >= 1, got {max_steps}")
+        if background not in _BACKGROUNDS:
+            raise ValueError(f"background: expected one of {', '.join(_BACKGROUNDS)}, got {background!r}")
+        self.step_size = float(step_size)
+        self.max_steps = int(max_steps)
+        self.background = background
+        self.anneal_end = anneal_end
+        self.near_min = float(near_min)
+        self.last_step = 0
+
+    def background_colours(self, n_rays, is_training):
+        """[n_rays, 3] float32 background each ray is composited over."""
+        if self.background == "white":
+            return jt.ones((n_rays, 3), dtype=jt.float32)
+        if self.background == "random" and is_training:
+            return jt.rand((n_rays, 3), dtype=jt.float32)
+        return jt.zeros((n_rays, 3), dtype=jt.float32)
+
+    def render(self, rays_o, rays_d, step=0, is_training=False):
+        """rays_o, rays_d [R,3] (unit directions) -> dict (see docs/design.md): rgb, opacity, depth, normal,
+        background per ray; gradient [S,3], laplacian [S], weights [S], points [S,3] (detached), n_samples."""
+        if is_training:
+            self.last_step = step
+        n_rays = rays_o.shape[0]
+        rays_o, rays_d = rays_o.stop_grad(), rays_d.stop_grad()
+        jitter = jt.rand((n_rays,), dtype=jt.float32) if is_training else None
+        samples = self.occupancy_grid.ray_march(rays_o, rays_d, self.step_size, self.max_steps, jitter,
+                                                self.near_min)
+        background = self.background_colours(n_rays, is_training)
+        if samples.n_samples == 0:
+            return self._empty_outputs(rays_d, background)
+        ray_indices = samples.ray_indices                                                # [S] int32
+        dirs = rays_d[ray_indices]                                                       # [S,3]
+        t_mid = samples.midpoints()                                                      # [S]
+        points = rays_o[ray_indices] + dirs * t_mid.reshape((-1, 1))                     # [S,3]
+        geometry = self.model.sdf_network.gradient(points, laplacian=is_training)
+        alpha = neus_alpha(geometry["sdf"], geometry["gradient"], dirs, samples.lengths(),
+                           self.model.variance_network.inv_s(), cos_anneal_ratio(step, self.anneal_end))
+        weights = render_weights(alpha, samples.packed_info, ray_indices)                # [S]
+        normals = safe_normalize(geometry["gradient"])                                   # [S,3]
+        opacity = accumulate(weights, None, ray_indices, n_rays)                         # [R,1]
+        normal = safe_normalize(accumulate(weights, normals, ray_indices, n_rays), fallback=-rays_d)  # [R,3]
+        if getattr(self.model, "post_decoding", False):
+            feature = accumulate(weights, geometry["feature"], ray_indices, n_rays)      # [R,F]
+            feature = feature / jt.maximum(opacity, jt.full_like(opacity, _MIN_OPACITY))
+            rgb = opacity * self.model.color_network(feature, rays_d, normal)            # [R,3]
+        else:
+            colours = self.model.color_network(geometry["feature"], dirs, normals)       # [S,3]
+            rgb = accumulate(weights, colours, ray_indices, n_rays)                      # [R,3]
+        laplacian = geometry.get("laplacian")
+        return {
+            "rgb": rgb + (1.0 - opacity) * background,
+            "opacity": opacity,
+            "depth": accumulate(weights, t_mid.reshape((-1, 1)), ray_indices, n_rays),   # [R,1]
+            "normal": normal,
+            "background": background,
+            "gradient": geometry["gradient"],
+            "laplacian": laplacian if laplacian is not None else jt.zeros((samples.n_samples,)),
+            "weights": weights,
+            "points": points.detach(),
+            "n_samples": samples.n_samples,
+        }
+
+    def _empty_outputs(self, rays_d, background):
+        """Outputs for a batch where no ray has a sample: everything is background."""
+        n_rays = rays_d.shape[0]
+        zeros = jt.zeros((n_rays, 1), dtype=jt.float32)
+        return {"rgb": background, "opacity": zeros, "depth": zeros.clone(), "normal": -rays_d,
+                "background": background, "gradient": jt.zeros((0, 3)), "laplacian": jt.zeros((0,)),
+                "weights": jt.zeros((0,)), "points": jt.zeros((0, 3)), "n_samples": 0}
+
+    def render_chunked(self, rays_o, rays_d, chunk=4096, step=None):
+        """Inference over many rays in chunks without gradients -> dict of numpy float32 arrays
+        rgb [R,3], opacity [R,1], depth [R,1], normal [R,3]. ``step`` (default: the last training step) sets the
+        cos annealing."""
+        if int(chunk) < 1:
+            raise ValueError(f"chunk: expected >= 1, got {chunk}")
+        step = self.last_step if step is None else step
+        rays_o = rays_o if isinstance(rays_o, jt.Var) else jt.array(np.asarray(rays_o, dtype=np.float32))
+        rays_d = rays_d if isinstance(rays_d, jt.Var) else jt.array(np.asarray(rays_d, dtype=np.float32))
+        keys = ("rgb", "opacity", "depth", "normal")
+        parts = {k: [] for k in keys}
+        with jt.no_grad():
+            for begin in range(0, rays_o.shape[0], int(chunk)):
+                out = self.render(rays_o[begin:begin + chunk], rays_d[begin:begin + chunk], step, False)
+                for k in keys:
+                    parts[k].append(out[k].numpy().astype(np.float32))
+        return {k: np.concatenate(v, axis=0) if v else np.zeros((0, 1 if k in ("opacity", "depth") else 3),
+                                                                 np.float32) for k, v in parts.items()}
