@@ -65,6 +65,7 @@ class HashGridEncoder(nn.Module):
                                      -_TABLE_INIT_BOUND, _TABLE_INIT_BOUND).cast(dtype)  # [L, T, F]
         self._n_active = self.n_levels
         self.set_active_levels(start_level)
+        self.start_level = self._n_active
 
     @property
     def out_dim(self):

@@ -1,0 +1,8 @@
+"""Networks (NETWORKS registry): the MLP, the SDF/colour/variance networks and the Instant-NeuS model holding them."""
+from .mlp import MLP
+from .sdf_network import SDFNetwork
+from .color_network import ColorNetwork
+from .variance_network import VarianceNetwork
+from .instant_neus import InstantNeuS
+
+__all__ = ["MLP", "SDFNetwork", "ColorNetwork", "VarianceNetwork", "InstantNeuS"]

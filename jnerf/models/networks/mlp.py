@@ -1,0 +1,73 @@
+"""Plain multilayer perceptron shared by the SDF and colour networks.
+
+Parameters live in ``self.linears`` (``linears.0.weight``, ``linears.0.bias``, ...) and the activations in
+``hidden_activation``/``output_activation``, so a fused implementation can subclass MLP, keep its state dict and
+reuse the activations.
+"""
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
+import jittor as jt
+from jittor import nn
+
+from jnerf.utils.registry import NETWORKS
+
+__all__ = ["MLP", "softplus", "HIDDEN_ACTIVATIONS", "OUTPUT_ACTIVATIONS"]
+
+HIDDEN_ACTIVATIONS = ("relu", "softplus", "none")
+OUTPUT_ACTIVATIONS = ("none", "sigmoid")
+
+
+def softplus(x, beta):
+    """log(1 + exp(beta*x)) / beta, written so that large |beta*x| neither overflows nor loses the linear part."""
+    return jt.nn.relu(x) + jt.log(1.0 + jt.exp(-beta * jt.abs(x))) / beta
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"MLP: {name} must be one of {choices}, got {value!r}")
+
+
+def _check_dim(name, value, minimum):
+    if int(value) != value or value < minimum:
+        raise ValueError(f"MLP: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@NETWORKS.register_module()
+class MLP(nn.Module):
+    """[N, in_dim] -> [N, out_dim]: n_hidden_layers hidden layers of hidden_dim units, then a linear output layer."""
+
+    def __init__(self, in_dim, out_dim, hidden_dim=64, n_hidden_layers=1, activation="relu", softplus_beta=100,
+                 output_activation="none", bias=True):
+        super().__init__()
+        _check_choice("activation", activation, HIDDEN_ACTIVATIONS)
+        _check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
+        if not softplus_beta > 0:
+            raise ValueError(f"MLP: softplus_beta must be > 0, got {softplus_beta}")
+        self.in_dim = _check_dim("in_dim", in_dim, 1)
+        self.out_dim = _check_dim("out_dim", out_dim, 1)
+        self.hidden_dim = _check_dim("hidden_dim", hidden_dim, 1)
+        self.n_hidden_layers = _check_dim("n_hidden_layers", n_hidden_layers, 0)
+        self.activation = activation
+        self.softplus_beta = float(softplus_beta)
+        self.output_activation_name = output_activation
+        dims = [self.in_dim] + [self.hidden_dim] * self.n_hidden_layers + [self.out_dim]
+        self.linears = nn.ModuleList([nn.Linear(a, b, bias=bias) for a, b in zip(dims[:-1], dims[1:])])
+
+    def hidden_activation(self, x):
+        if self.activation == "relu":
+            return jt.nn.relu(x)
+        if self.activation == "softplus":
+            return softplus(x, self.softplus_beta)
+        return x
+
+    def output_activation(self, x):
+        if self.output_activation_name == "sigmoid":
+            return jt.sigmoid(x)
+        return x
+
+    def execute(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"MLP: input must have shape [N, {self.in_dim}], got {x.shape}")
+        for linear in self.linears[:-1]:
+            x = self.hidden_activation(linear(x))
+        return self.output_activation(self.linears[-1](x))

@@ -1,0 +1,193 @@
+"""SDF network of Instant-NeuS: hash grid + small MLP, sphere initialisation, numerical gradient and Laplacian,
+and the progressive schedule of active hash levels.
+
+Points come in the normalised frame. The bbox cube (centre c, half size r = max(size)/2, isotropic) maps them to
+[0,1]^3 for the hash grid and to [-1,1]^3 for the xyz the MLP also sees; the MLP works in those [-1,1] units and its
+SDF channel is multiplied by r so that the SDF is in normalised-frame units.
+"""
+import math
+
+import numpy as np
+
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
+import jittor as jt
+from jittor import nn
+
+from jnerf.utils.registry import ENCODERS, NETWORKS, build_from_cfg
+
+__all__ = ["SDFNetwork", "init_sphere_sdf", "spread_directions", "build_module"]
+
+GRAD_MODES = ("central",)
+# Unit steps of the central differences, in the order the 7 points are evaluated: centre, +x, -x, +y, -y, +z, -z.
+_STENCIL = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
+_INIT_NOISE = 1e-4  # breaks the symmetry of the hand-set sphere weights, as SAL does
+_INIT_FIT_POINTS = 4096
+
+
+def build_module(cfg, registry, **defaults):
+    """A sub-component given either as a built module or as a config dict; ``defaults`` fill keys the dict lacks."""
+    if isinstance(cfg, nn.Module):
+        return cfg
+    if not hasattr(cfg, "keys"):
+        raise TypeError(f"expected a module or a config dict with a 'type' key, got {type(cfg).__name__}")
+    missing = {k: v for k, v in defaults.items() if k not in cfg}
+    return build_from_cfg(cfg, registry, **missing)
+
+
+def _random_rotation():
+    q, r = np.linalg.qr(np.random.standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def spread_directions(n):
+    """n unit vectors spread evenly over the sphere (Fibonacci lattice, randomly rotated) [n, 3] float64."""
+    i = np.arange(n) + 0.5
+    z = 1 - 2 * i / n
+    azimuth = i * math.pi * (3 - math.sqrt(5))  # golden angle
+    ring = np.sqrt(1 - z * z)
+    dirs = np.stack([ring * np.cos(azimuth), ring * np.sin(azimuth), z], axis=1)
+    return dirs @ _random_rotation().T
+
+
+def init_sphere_sdf(mlp, radius):
+    """Set ``mlp`` so that output 0 is ~ |p| - radius, p = its first 3 inputs (the other inputs start ignored).
+
+    SAL/IDR draw the first layer from a Gaussian, which gives a surface 10-20% off a sphere at 64 units. Here the
+    first layer's rows point along evenly spread directions: sum_j relu(u_j . p) ~ |p| * n/4 for n spread unit
+    vectors u_j, a sphere to ~1%. Deeper hidden layers start as the identity (relu/softplus of a non-negative value
+    is about itself); the output bias is then fitted so that the mean error over the [-1,1] cube is zero, which
+    also absorbs softplus's offset near 0.
+    """
+    if mlp.n_hidden_layers < 1 or mlp.activation == "none":
+        raise ValueError("sphere initialisation needs at least one hidden layer with a relu/softplus activation")
+    if mlp.in_dim < 3:
+        raise ValueError(f"sphere initialisation needs the 3 xyz inputs first, but the MLP has {mlp.in_dim} inputs")
+    width = mlp.hidden_dim
+    first_scale = math.sqrt(6.0 / width)  # row norm of a He-initialised 3-input layer, about
+    first = np.zeros((width, mlp.in_dim))
+    first[:, :3] = first_scale * spread_directions(width)
+    _assign(mlp.linears[0], first, 0.0)
+    for linear in list(mlp.linears)[1:-1]:
+        _assign(linear, np.eye(width) + np.random.normal(0, _INIT_NOISE, (width, width)), 0.0)
+    last = mlp.linears[-1]
+    weight = last.weight.numpy().astype(np.float64)
+    weight[0] = 4.0 / (width * first_scale) + np.random.normal(0, _INIT_NOISE, width)
+    bias = None if last.bias is None else last.bias.numpy().astype(np.float64)
+    if bias is not None:
+        bias[0] = 0.0
+    _assign(last, weight, bias)
+    if bias is not None:
+        bias[0] = _fitted_output_bias(mlp, radius)
+        _assign(last, weight, bias)
+
+
+def _fitted_output_bias(mlp, radius):
+    points = np.random.uniform(-1, 1, (_INIT_FIT_POINTS, 3))
+    inputs = np.zeros((_INIT_FIT_POINTS, mlp.in_dim), np.float32)
+    inputs[:, :3] = points
+    with jt.no_grad():
+        unbiased = mlp(jt.array(inputs))[:, 0].numpy()
+    return float(np.mean(np.linalg.norm(points, axis=1) - radius - unbiased))
+
+
+def _assign(linear, weight, bias):
+    linear.weight.assign(jt.array(np.asarray(weight, np.float32)))
+    if linear.bias is not None and bias is not None:
+        linear.bias.assign(jt.array(np.broadcast_to(np.asarray(bias, np.float32), linear.bias.shape).copy()))
+
+
+def _check_bbox(bbox_min, bbox_max):
+    lo = np.asarray(bbox_min, np.float64).reshape(-1)
+    hi = np.asarray(bbox_max, np.float64).reshape(-1)
+    if lo.shape != (3,) or hi.shape != (3,):
+        raise ValueError(f"SDFNetwork: bbox_min and bbox_max must have 3 values, got {lo.shape} and {hi.shape}")
+    if not np.all(hi > lo):
+        raise ValueError(f"SDFNetwork: bbox_max must exceed bbox_min on every axis, got {lo} and {hi}")
+    return lo, hi
+
+
+@NETWORKS.register_module()
+class SDFNetwork(nn.Module):
+    """Points [N,3] (normalised frame) -> (sdf [N], feature [N, feature_dim]).
+
+    ``encoding``: the hash grid (config dict or module, with ``n_levels``, ``start_level``, ``n_active``,
+    ``set_active_levels``, ``cell_size``). ``sphere_init_radius`` (normalised-frame units, None for the MLP's
+    default init) sets the initial surface to the sphere of that radius around the bbox centre. ``warmup_steps``
+    and ``level_steps`` drive ``update_step``. ``mlp_type`` is the NETWORKS name of the MLP class.
+    """
+
+    def __init__(self, encoding, bbox_min, bbox_max, hidden_dim=64, n_hidden_layers=1, feature_dim=16,
+                 sphere_init_radius=0.5, softplus_beta=100, include_xyz=True, grad_mode="central",
+                 warmup_steps=10000, level_steps=2000, mlp_type="MLP"):
+        super().__init__()
+        if grad_mode not in GRAD_MODES:
+            raise ValueError(f"SDFNetwork: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+        if int(feature_dim) != feature_dim or feature_dim < 1:
+            raise ValueError(f"SDFNetwork: feature_dim must be an integer >= 1, got {feature_dim!r}")
+        if warmup_steps < 0 or level_steps < 1:
+            raise ValueError(f"SDFNetwork: need warmup_steps >= 0 and level_steps >= 1, got {warmup_steps} "
+                             f"and {level_steps}")
+        if sphere_init_radius is not None and not include_xyz:
+            raise ValueError("SDFNetwork: sphere_init_radius needs include_xyz=True (the hash features start at ~0)")
+        lo, hi = _check_bbox(bbox_min, bbox_max)
+        self.center = (lo + hi) / 2  # np [3]
+        self.half_size = float(np.max(hi - lo) / 2)  # r
+        self.encoding = build_module(encoding, ENCODERS)
+        self.include_xyz = bool(include_xyz)
+        self.feature_dim = int(feature_dim)
+        self.grad_mode = grad_mode
+        self.warmup_steps = int(warmup_steps)
+        self.level_steps = int(level_steps)
+        in_dim = (3 if self.include_xyz else 0) + self.encoding.out_dim
+        self.mlp = build_from_cfg(dict(type=mlp_type), NETWORKS, in_dim=in_dim, out_dim=1 + self.feature_dim,
+                                  hidden_dim=hidden_dim, n_hidden_layers=n_hidden_layers, activation="softplus",
+                                  softplus_beta=softplus_beta)
+        if sphere_init_radius is not None:
+            init_sphere_sdf(self.mlp, sphere_init_radius / self.half_size)
+
+    def execute(self, x):
+        if x.ndim != 2 or x.shape[1] != 3:
+            raise ValueError(f"SDFNetwork: points must have shape [N, 3], got {x.shape}")
+        local = (x - jt.array(self.center.astype(np.float32))) / self.half_size  # [N,3] in [-1,1] inside the cube
+        features = self.encoding(local * 0.5 + 0.5)  # [N, L*F]
+        inputs = jt.concat([local, features], dim=1) if self.include_xyz else features
+        out = self.mlp(inputs)  # [N, 1 + feature_dim]
+        return out[:, 0] * self.half_size, out[:, 1:]
+
+    def finite_difference_step(self):
+        """One cell of the finest active hash level, in normalised-frame units."""
+        return self.encoding.cell_size(self.encoding.n_active - 1) * 2 * self.half_size
+
+    def gradient(self, x, laplacian=True):
+        """Central differences with an isotropic step of one finest-active cell; the centre and the 6 offset
+        points go through the network in one batch of 7N. Returns dict sdf [N], feature [N,F], gradient [N,3],
+        laplacian [N] (None when not asked for)."""
+        if x.ndim != 2 or x.shape[1] != 3:
+            raise ValueError(f"SDFNetwork.gradient: points must have shape [N, 3], got {x.shape}")
+        n = x.shape[0]
+        eps = self.finite_difference_step()
+        offsets = jt.array(_STENCIL * np.float32(eps))  # [7,3]
+        stencil_points = (x.unsqueeze(0) + offsets.unsqueeze(1)).reshape(7 * n, 3)
+        sdf_all, feature_all = self(stencil_points)
+        sdf_all = sdf_all.reshape(7, n)
+        centre, plus, minus = sdf_all[0], sdf_all[1::2], sdf_all[2::2]  # [N], [3,N], [3,N]
+        result = {
+            "sdf": centre,
+            "feature": feature_all[:n],
+            "gradient": ((plus - minus) / (2 * eps)).transpose(1, 0),
+            "laplacian": None,
+        }
+        if laplacian:
+            result["laplacian"] = (plus + minus - 2 * centre.unsqueeze(0)).sum(dim=0) / (eps * eps)
+        return result
+
+    def active_levels_at(self, step):
+        """Progressive schedule: start_level until warmup_steps, then one more level every level_steps."""
+        start = self.encoding.start_level
+        if step < self.warmup_steps:
+            return start
+        return min(start + 1 + (int(step) - self.warmup_steps) // self.level_steps, self.encoding.n_levels)
+
+    def update_step(self, step):
+        self.encoding.set_active_levels(self.active_levels_at(step))
