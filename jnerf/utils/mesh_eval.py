@@ -1,11 +1,12 @@
 """Mesh evaluation against a ground-truth mesh: accuracy, completeness, Chamfer distance and F-score.
 
-The DTU protocol (NeuS lineage, see /work/shared/reference/anchors.md section 2) ported to synthetic scenes with a
-GT mesh, all lengths in world units and also as a fraction of the GT bounding-box diagonal:
-1. sample both surfaces (area-stratified, dense) and voxel-downsample each to an even query set;
-2. with a scene folder: drop predicted points that some training view sees outside its dilated mask (MonoSDF-style
-   culling; points out of frame or behind a camera count as covered), and drop GT points that no training camera
-   sees (in front, in frame, not occluded by the GT mesh beyond a tolerance: a z-buffer test);
+The DTU protocol of the NeuS lineage (the Python port of the official script, jzhangbs/DTUeval-python) ported to
+synthetic scenes with a GT mesh, all lengths in world units and also as a fraction of the GT bounding-box diagonal:
+1. with a scene folder: drop predicted faces with a vertex that some training view sees outside its dilated mask
+   (MonoSDF-style culling; vertices out of frame or behind a camera count as covered), and, after step 2, drop the
+   GT points that no training camera sees (in front, in frame, not occluded by the GT mesh beyond a tolerance: a
+   z-buffer test against the GT mesh rendered with the scene maker's rasteriser);
+2. sample both surfaces (area-stratified, dense) and voxel-downsample each to an even query set;
 3. accuracy = mean distance pred -> GT, completeness = mean distance GT -> pred, Chamfer = their mean; distances
    are clamped at ``max_dist`` (bounded KD-tree queries keep huge or junk-laden meshes cheap);
    precision/recall = fraction of distances below tau, F-score their harmonic mean.
@@ -192,6 +193,10 @@ def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_fr
     diag = float(np.linalg.norm(gt_vertices.max(0) - gt_vertices.min(0)))
     tau = tau_frac * diag if tau is None else float(tau)
     max_dist, voxel = max_dist_frac * diag, voxel_frac * diag
+    pred_area_before = float(_triangle_areas(pred_vertices, pred_faces).sum()) if len(pred_faces) else 0.0
+    if scene is not None:  # MonoSDF-style: keep the faces whose three vertices all survive the mask test
+        kept_vertices = covered_by_masks(_to_normalised(pred_vertices, scene["scale_mat"]), scene)
+        pred_faces = pred_faces[kept_vertices[pred_faces].all(axis=1)]
     gt_area = float(_triangle_areas(gt_vertices, gt_faces).sum())
     pred_area = float(_triangle_areas(pred_vertices, pred_faces).sum()) if len(pred_faces) else 0.0
 
@@ -204,11 +209,9 @@ def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_fr
     else:
         pred_dense = pred_query = np.zeros((0, 3))
 
-    n_pred_before, n_gt_before = len(pred_query), len(gt_query)
+    n_gt_before = len(gt_query)
     if scene is not None:
         scale_mat = scene["scale_mat"]
-        pred_query = pred_query[covered_by_masks(_to_normalised(pred_query, scale_mat), scene)]
-        pred_dense = pred_dense[covered_by_masks(_to_normalised(pred_dense, scale_mat), scene)]
         scale = float(np.cbrt(abs(np.linalg.det(scale_mat[:3, :3]))))  # world units per normalised unit
         seen = seen_by_cameras(_to_normalised(gt_query, scale_mat), _to_normalised(gt_vertices, scale_mat),
                                gt_faces, scene, visibility_tol_frac * diag / scale)
@@ -231,7 +234,7 @@ def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_fr
         "floor_completeness": float(sampling_floor(pred_area, len(pred_dense))) if len(pred_dense) else 0.0,
         "n_pred_points": int(len(pred_query)), "n_gt_points": int(len(gt_query)),
         "n_pred_dense": int(len(pred_dense)), "n_gt_dense": int(len(gt_dense)),
-        "pred_culled_fraction": 1.0 - len(pred_query) / n_pred_before if n_pred_before else 0.0,
+        "pred_culled_fraction": 1.0 - pred_area / pred_area_before if pred_area_before > 0 else 0.0,
         "gt_unseen_fraction": 1.0 - len(gt_query) / n_gt_before if n_gt_before else 0.0,
         "cull_dilation_px": scene["cull_dilation"] if scene is not None else None,
         "scene_dir": scene_dir, "pred": pred if isinstance(pred, str) else None,
@@ -263,7 +266,7 @@ def format_report(result):
               f" (dense {result['n_pred_dense']} / {result['n_gt_dense']}); seed {result['seed']}; "
               f"{result['seconds']:.1f} s"]
     if result["scene_dir"] is not None:
-        lines.append(f"scene {result['scene_dir']}: culled {100 * result['pred_culled_fraction']:.2f}% of pred "
-                     f"points (masks dilated {result['cull_dilation_px']} px), dropped "
+        lines.append(f"scene {result['scene_dir']}: culled {100 * result['pred_culled_fraction']:.2f}% of the pred "
+                     f"surface area (masks dilated {result['cull_dilation_px']} px), dropped "
                      f"{100 * result['gt_unseen_fraction']:.2f}% of GT points unseen by any camera")
     return "\n".join(lines)
