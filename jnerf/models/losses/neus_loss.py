@@ -1,0 +1,107 @@
+"""Instant-NeuS training losses: colour (L1, optional MSE), eikonal, mask BCE and scheduled curvature.
+
+The curvature weight follows Neuralangelo: it warms up linearly while the coarse hash levels train, then shrinks by
+the level growth factor for each newly activated level so the finer levels can carve detail, and stops shrinking
+once every level is active (the original Instant-NeuS kept decaying until the term vanished).
+"""
+import math
+
+import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+import jittor as jt
+
+from jnerf.utils.registry import LOSSES
+
+__all__ = ["NeuSLoss", "curvature_weight", "psnr"]
+
+
+def curvature_weight(step, base, warmup_steps=0, level_steps=1, decay=1.0, decay_levels=0):
+    """Curvature loss weight at ``step``.
+
+    base * step / warmup_steps during the warm-up, then base / decay ** min((step - warmup_steps) / level_steps,
+    decay_levels): one factor of ``decay`` (the hash-level growth factor) per level step, for at most
+    ``decay_levels`` level steps (the number of levels added after the warm-up).
+    """
+    if warmup_steps < 0 or level_steps <= 0 or decay <= 0 or decay_levels < 0:
+        raise ValueError(f"curvature schedule: expected warmup_steps >= 0, level_steps > 0, decay > 0, "
+                         f"decay_levels >= 0; got {warmup_steps}, {level_steps}, {decay}, {decay_levels}")
+    if step < warmup_steps:
+        return base * step / warmup_steps
+    exponent = min((step - warmup_steps) / level_steps, decay_levels)
+    return base / decay ** exponent
+
+
+def psnr(mse):
+    """Peak signal-to-noise ratio in dB of a mean squared error (colours in [0,1]); float or jt.Var."""
+    if isinstance(mse, jt.Var):
+        return -10.0 * jt.log(mse) / math.log(10.0)
+    return -10.0 * math.log10(mse)
+
+
+def _mean_or_zero(values):
+    """Mean of a Var, 0 when it has no elements (a batch without samples)."""
+    return values.mean() if values.numel() > 0 else jt.zeros((1,), dtype=jt.float32).sum()
+
+
+@LOSSES.register_module()
+class NeuSLoss:
+    """Weighted sum of the Instant-NeuS loss terms.
+
+    Weights (0 turns a term off): color_l1, color_mse, eikonal (mean (|grad f| - 1)^2 over samples), mask
+    (BCE of the opacity clamped to [mask_clamp, 1 - mask_clamp] against the mask), curvature (mean |Laplacian f|
+    over samples, scheduled by ``curvature_weight`` with the curvature_* arguments).
+    """
+
+    def __init__(self, color_l1=1.0, color_mse=0.0, eikonal=0.1, mask=0.1, curvature=5e-4,
+                 curvature_warmup_steps=0, curvature_level_steps=1, curvature_decay=1.0, curvature_decay_levels=0,
+                 mask_clamp=1e-3):
+        weights = dict(color_l1=color_l1, color_mse=color_mse, eikonal=eikonal, mask=mask, curvature=curvature)
+        for name, value in weights.items():
+            if value < 0:
+                raise ValueError(f"{name}: expected a weight >= 0, got {value}")
+        if not 0 < mask_clamp < 0.5:
+            raise ValueError(f"mask_clamp: expected a value in (0, 0.5), got {mask_clamp}")
+        self.weights = weights
+        self.curvature_schedule = dict(warmup_steps=curvature_warmup_steps, level_steps=curvature_level_steps,
+                                       decay=curvature_decay, decay_levels=curvature_decay_levels)
+        curvature_weight(0, curvature, **self.curvature_schedule)  # validates the schedule now, not mid-run
+        self.mask_clamp = mask_clamp
+
+    def curvature_weight_at(self, step):
+        return curvature_weight(step, self.weights["curvature"], **self.curvature_schedule)
+
+    def __call__(self, outputs, rgb_gt, mask=None, step=0):
+        """outputs: the renderer's dict; rgb_gt [R,3]; mask [R,1] or None -> dict of terms (Vars) and ``total``.
+
+        With a mask the target is composited over the renderer's background the way the prediction is:
+        rgb_gt * mask + background * (1 - mask).
+        """
+        if tuple(rgb_gt.shape) != tuple(outputs["rgb"].shape):
+            raise ValueError(f"rgb_gt: expected shape {list(outputs['rgb'].shape)}, got {list(rgb_gt.shape)}")
+        if mask is not None:
+            mask = mask.reshape((-1, 1))
+            if "background" in outputs:
+                rgb_gt = rgb_gt * mask + outputs["background"] * (1.0 - mask)
+        elif self.weights["mask"] > 0:
+            raise ValueError("mask: required when the mask loss weight is > 0 (set mask=0 to train without masks)")
+        terms = {}
+        error = outputs["rgb"] - rgb_gt                                                  # [R,3]
+        if self.weights["color_l1"] > 0:
+            terms["color_l1"] = error.abs().mean()
+        if self.weights["color_mse"] > 0:
+            terms["color_mse"] = (error * error).mean()
+        if self.weights["eikonal"] > 0:
+            grad = outputs["gradient"]                                                   # [S,3]
+            norm = jt.sqrt((grad * grad).sum(dim=-1) + 1e-12)                            # [S]
+            terms["eikonal"] = _mean_or_zero((norm - 1.0) ** 2)
+        if self.weights["mask"] > 0:
+            opacity = jt.clamp(outputs["opacity"], self.mask_clamp, 1.0 - self.mask_clamp)  # [R,1]
+            terms["mask"] = -(mask * jt.log(opacity) + (1.0 - mask) * jt.log(1.0 - opacity)).mean()
+        curvature = self.curvature_weight_at(step)
+        if curvature > 0:
+            terms["curvature"] = _mean_or_zero(outputs["laplacian"].abs())
+        scale = dict(self.weights, curvature=curvature)
+        total = None
+        for name, value in terms.items():
+            total = value * scale[name] if total is None else total + value * scale[name]
+        terms["total"] = total if total is not None else jt.zeros((1,), dtype=jt.float32).sum()
+        return terms
