@@ -300,3 +300,13 @@ def test_error_bad_arguments(scene):
         NeuSDataset(scene, downscale=1.5)
     with pytest.raises(ValueError, match="ray_sampling"):
         NeuSDataset(scene, ray_sampling="edges")
+
+
+def test_projective_scale_of_world_mat_does_not_matter(scene, scene_copy):
+    cams = dict(np.load(os.path.join(scene_copy, "cameras_sphere.npz")))
+    # P and s*P are the same camera for any s != 0, negative included (RQ sign ambiguity)
+    _rewrite_cameras(scene_copy, **{f"world_mat_{i}": cams[f"world_mat_{i}"] * (-2.5 if i % 2 else 0.1)
+                                    for i in range(N_VIEWS)})
+    ref, scaled = load_scene_arrays(scene), load_scene_arrays(scene_copy)
+    assert np.allclose(scaled["intrinsics"], ref["intrinsics"], rtol=1e-5)
+    assert np.allclose(scaled["c2w"], ref["c2w"], atol=1e-5)
