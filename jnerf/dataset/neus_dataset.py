@@ -12,7 +12,6 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before the import bel
 import jittor as jt
 
 from ..utils.registry import DATASETS
-from .cameras import downscale_intrinsics
 from .neus_format import check_downscale, dilate_masks, load_scene_arrays
 
 __all__ = ["NeuSDataset"]
@@ -71,7 +70,8 @@ class NeuSDataset:
 
     # ----------------------------------------------------------------------------------------- rays
     def _rays(self, img_idx, u, v):
-        """Unit rays [n,3] through pixel centres (u, v) (int32 [n]) of images ``img_idx`` (int32 [n])."""
+        """Origins and unit directions [n,3] through pixel coordinates (u, v) ([n], int or float) of images
+        ``img_idx`` (int32 [n])."""
         pix = jt.stack([u.float32(), v.float32(), jt.ones(u.shape, dtype="float32")], dim=-1)  # [n,3]
         dirs = (self._pix_to_dir[img_idx] * pix.unsqueeze(1)).sum(-1)  # [n,3]
         dirs = dirs / jt.sqrt((dirs * dirs).sum(-1, keepdims=True))
@@ -103,25 +103,25 @@ class NeuSDataset:
         return {"rays_o": rays_o, "rays_d": rays_d, "rgb": rgb, "mask": mask, "img_idx": img_idx}
 
     def image_rays(self, idx, downscale=1):
-        """Rays for every pixel of image ``idx`` (row-major), block-averaged by ``downscale`` for cheap previews."""
+        """Rays for every pixel of image ``idx`` (row-major), block-averaged by ``downscale`` for cheap previews.
+
+        Output pixel (u', v') averages input pixels f*u' .. f*u'+f-1, so its ray goes through the block centre
+        (f*u' + (f-1)/2, f*v' + (f-1)/2), the same camera as ``downscale_intrinsics`` gives.
+        """
         if not 0 <= idx < self.n_images:
             raise IndexError(f"NeuSDataset: image index {idx} out of range [0, {self.n_images})")
-        f = int(downscale)
+        f = check_downscale(downscale)
         h, w = self.H // f, self.W // f
-        intr = downscale_intrinsics(self.intrinsics[idx].astype(np.float64), f)
-        v, u = np.mgrid[0:h, 0:w]
-        pix = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=-1)
-        dirs = pix @ (self.c2w[idx, :3, :3].astype(np.float64) @ np.linalg.inv(intr)).T
-        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        v, u = np.mgrid[0:h, 0:w].reshape(2, -1) * f + (f - 1) / 2.0  # block centres, full-resolution pixels
+        img_idx = jt.full((h * w,), idx, dtype="int32")
+        rays_o, rays_d = self._rays(img_idx, jt.array(u.astype(np.float32)), jt.array(v.astype(np.float32)))
         rgb = self.images[idx][:h * f, :w * f].reshape(h, f, w, f, 3).mean(3).mean(1).reshape(-1, 3)
         if self.masks is None:
             mask = jt.ones((h * w, 1), dtype="float32")
         else:
             block = self.masks[idx][:h * f, :w * f].reshape(h, f, w, f).mean(3).mean(1)
             mask = (block >= 0.5).float32().reshape(-1, 1)
-        return {"rays_o": jt.array(np.tile(self.c2w[idx, :3, 3], (h * w, 1))),
-                "rays_d": jt.array(dirs.astype(np.float32)), "rgb": rgb, "mask": mask,
-                "img_idx": jt.full((h * w,), idx, dtype="int32"), "H": h, "W": w}
+        return {"rays_o": rays_o, "rays_d": rays_d, "rgb": rgb, "mask": mask, "img_idx": img_idx, "H": h, "W": w}
 
     # ----------------------------------------------------------------------------------------- helpers
     def hull_cameras(self):
