@@ -99,14 +99,11 @@ def _to_normalised(points, scale_mat):
 
 def _nearest_pixel(points, intr, c2w, height, width):
     """Per point: in_view (in front and in frame), row, col of the nearest pixel centre, camera depth."""
-    w2c = np.linalg.inv(c2w.astype(np.float64))
-    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
-    depth = cam[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pix = cam @ intr.astype(np.float64).T
-        col = np.round(pix[:, 0] / pix[:, 2])
-        row = np.round(pix[:, 1] / pix[:, 2])
-    in_view = (depth > 1e-9) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    from ..dataset.cameras import project_points
+    uv, depth = project_points(points, intr.astype(np.float64), c2w.astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        col, row = np.round(uv[:, 0]), np.round(uv[:, 1])
+        in_view = (depth > 1e-9) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
     col = np.where(in_view, col, 0).astype(np.int64)
     row = np.where(in_view, row, 0).astype(np.int64)
     return in_view, row, col, depth
