@@ -43,6 +43,8 @@ def test_render_weights_match_loop(packed):
     ray_indices, packed_info, alpha, _ = packed
     w = render_weights(jt.array(alpha), jt.array(packed_info), jt.array(ray_indices)).numpy()
     np.testing.assert_allclose(w, _weights_loop(alpha, COUNTS), rtol=1e-5, atol=1e-7)
+    w_derived = render_weights(jt.array(alpha), jt.array(packed_info)).numpy()     # ray_indices from packed_info
+    np.testing.assert_allclose(w_derived, w)
 
 
 def test_render_weights_gradient_by_finite_differences(packed):

@@ -22,8 +22,11 @@ def _cuda_impl(name):
     return getattr(cuda_module, name, None)
 
 
-def render_weights(alpha, packed_info, ray_indices):
-    """alpha [S] float32 -> weights [S]: w_i = alpha_i * prod_{j<i, same ray} (1 - alpha_j)."""
+def render_weights(alpha, packed_info, ray_indices=None):
+    """alpha [S] float32 -> weights [S]: w_i = alpha_i * prod_{j<i, same ray} (1 - alpha_j).
+
+    ray_indices [S] int32 may be omitted; it is then derived from packed_info [R,2] (a host round trip).
+    """
     impl = _cuda_impl("render_weights_cuda") or render_weights_reference
     return impl(alpha, packed_info, ray_indices)
 

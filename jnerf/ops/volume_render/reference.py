@@ -5,8 +5,9 @@ contiguous and ordered by t, and ``packed_info[r] = (first, count)``.
 """
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
+import numpy as np
 
-__all__ = ["render_weights_reference", "accumulate_reference"]
+__all__ = ["render_weights_reference", "accumulate_reference", "ray_indices_from_packed_info"]
 
 # 1 - alpha is clamped away from 0 before the log so that an opaque sample gives a tiny, finite transmittance.
 _MIN_TRANSMITTANCE = 1e-10
@@ -22,13 +23,22 @@ def _check_alpha(alpha, packed_info, ray_indices):
         raise ValueError(f"packed_info: expected shape [R,2] (first, count), got {list(packed_info.shape)}")
 
 
-def render_weights_reference(alpha, packed_info, ray_indices):
+def ray_indices_from_packed_info(packed_info):
+    """ray_indices [S] int32 of contiguous packed samples described by packed_info [R,2] (first, count)."""
+    counts = packed_info[:, 1].numpy().astype(np.int64)
+    return jt.array(np.repeat(np.arange(len(counts), dtype=np.int32), counts))
+
+
+def render_weights_reference(alpha, packed_info, ray_indices=None):
     """w_i = alpha_i * prod_{j<i, same ray} (1 - alpha_j); differentiable w.r.t. alpha.
 
-    alpha [S] float32, packed_info [R,2] int32, ray_indices [S] int32 -> weights [S] float32.
+    alpha [S] float32, packed_info [R,2] int32, ray_indices [S] int32 (None: derived from packed_info)
+    -> weights [S] float32.
     The log-transmittance is summed in float64 over the whole packed array, then the value at each ray's first
     sample is subtracted, so no ray's transmittance depends on how many samples come before it.
     """
+    if ray_indices is None:
+        ray_indices = ray_indices_from_packed_info(packed_info)
     _check_alpha(alpha, packed_info, ray_indices)
     if alpha.shape[0] == 0:
         return jt.zeros((0,), dtype=jt.float32)
