@@ -69,10 +69,33 @@ def test_hash_encode_values_match_numpy(n_active):
 
 def test_hash_encode_fp16_table_accumulates_in_fp32():
     x, table = random_inputs(dtype=np.float16)
-    out = hash_encode(jt.array(x), jt.array(table), SCALES, N_LEVELS)
+    table_var = jt.array(table)
+    out = hash_encode(jt.array(x), table_var, SCALES, N_LEVELS)
     assert out.dtype == "float32"
     np.testing.assert_allclose(out.numpy(), naive_hash_encode(x, table.astype(np.float32), SCALES, N_LEVELS),
                                atol=VALUE_ATOL)
+    grad16 = jt.grad(out.sum(), table_var)
+    assert grad16.dtype == "float16"
+    table32 = jt.array(table.astype(np.float32))
+    grad32 = jt.grad(hash_encode(jt.array(x), table32, SCALES, N_LEVELS).sum(), table32).numpy()
+    np.testing.assert_allclose(grad16.numpy().astype(np.float32), grad32, rtol=2e-3, atol=2e-3)
+
+
+def test_hash_encode_dispatches_on_use_cuda_at_call_time(monkeypatch):
+    import jnerf.ops.hashgrid as hashgrid_ops
+    calls = []
+
+    class FakeJittor:
+        class flags:
+            use_cuda = 1
+
+    monkeypatch.setattr(hashgrid_ops, "jt", FakeJittor)
+    monkeypatch.setattr(hashgrid_ops, "_cuda_impl", lambda: lambda *args: calls.append(args) or "cuda")
+    assert hashgrid_ops.hash_encode("x", "table", "scales", 1) == "cuda" and len(calls) == 1
+    monkeypatch.setattr(hashgrid_ops, "_cuda_impl", lambda: None)  # kernel not importable: reference
+    x, table = random_inputs(n=8)
+    np.testing.assert_allclose(hashgrid_ops.hash_encode(jt.array(x), jt.array(table), SCALES, 2).numpy(),
+                               naive_hash_encode(x, table, SCALES, 2), atol=VALUE_ATOL)
 
 
 def test_hash_encode_table_gradient_is_the_transposed_interpolation():
