@@ -91,6 +91,9 @@ def test_ray_march_all_empty_gives_no_samples():
                         0.05, 40)
     assert samples.n_samples == 0 and samples.n_rays == 48
     assert np.all(samples.packed_info.numpy()[:, 1] == 0)
+    none = ray_march(jt.zeros((0, 3)), jt.zeros((0, 3)), jt.ones((6 ** 3,), dtype=jt.bool), BOX_MIN, BOX_MAX, 6,
+                     0.05, 40)
+    assert none.n_samples == 0 and none.n_rays == 0
 
 
 def _look_at(eye):

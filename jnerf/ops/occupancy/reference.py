@@ -92,6 +92,9 @@ def ray_march_reference(rays_o, rays_d, occupied, bbox_min, bbox_max, resolution
         jitter = jt.full((n_rays,), 0.5)
     elif tuple(jitter.shape) != (n_rays,):
         raise ValueError(f"jitter: expected shape [{n_rays}] or None, got {list(jitter.shape)}")
+    empty = jt.zeros((0,), dtype=jt.float32)
+    if n_rays == 0:
+        return jt.zeros((0,), dtype=jt.int32), empty, empty.clone(), jt.zeros((0, 2), dtype=jt.int32)
     with jt.no_grad():
         rays_o, rays_d = rays_o.stop_grad(), rays_d.stop_grad()
         t_near, t_far, hit = ray_aabb_intersect(rays_o, rays_d, bbox_min, bbox_max, near_min)
@@ -110,9 +113,8 @@ def ray_march_reference(rays_o, rays_d, occupied, bbox_min, bbox_max, resolution
         counts = keep.int32().sum(dim=1)                                               # [R]
         first = jt.cumsum(counts, 0) - counts
         packed_info = jt.stack([first, counts], dim=1).int32()
-        n_samples = int(counts.sum().item()) if n_rays else 0
+        n_samples = int(counts.sum().item())
         if n_samples == 0:
-            empty = jt.zeros((0,), dtype=jt.float32)
             return jt.zeros((0,), dtype=jt.int32), empty, empty.clone(), packed_info
         flat = jt.nonzero(keep.reshape(-1))[:, 0]                                      # [S] row-major: by ray, then t
         ray_indices = (flat // n_cols).int32()

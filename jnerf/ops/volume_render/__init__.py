@@ -6,7 +6,7 @@ The public functions choose the implementation at call time: the CUDA kernels of
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
-from .reference import accumulate_reference, render_weights_reference
+from .reference import accumulate_reference, ray_indices_from_packed_info, render_weights_reference
 
 __all__ = ["render_weights", "accumulate"]
 
@@ -27,6 +27,8 @@ def render_weights(alpha, packed_info, ray_indices=None):
 
     ray_indices [S] int32 may be omitted; it is then derived from packed_info [R,2] (a host round trip).
     """
+    if ray_indices is None:
+        ray_indices = ray_indices_from_packed_info(packed_info)
     impl = _cuda_impl("render_weights_cuda") or render_weights_reference
     return impl(alpha, packed_info, ray_indices)
 
