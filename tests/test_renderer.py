@@ -113,7 +113,8 @@ def test_bad_shapes_raise():
 
 # ---------------------------------------------------------------- NeuS alpha and the renderer
 
-from jnerf.models.samplers.neus_renderer import NeuSRenderer, neus_alpha  # noqa: E402
+from jnerf.models.samplers.neus_renderer import (NeuSRenderer, cos_anneal_ratio, neus_alpha,  # noqa: E402
+                                                safe_normalize)
 from jnerf.models.samplers.occupancy_grid import OccupancyGrid  # noqa: E402
 
 
@@ -138,6 +139,15 @@ def test_neus_alpha_matches_formula(ratio):
     expect = np.clip((prev - nxt + 1e-5) / (prev + 1e-5), 0, 1)
     got = neus_alpha(jt.array(sdf), jt.array(grad), jt.array(dirs), jt.array(dists), jt.array([inv_s]), ratio)
     np.testing.assert_allclose(got.numpy(), expect, rtol=1e-4, atol=1e-6)
+
+
+def test_cos_anneal_ratio_and_safe_normalize():
+    assert [cos_anneal_ratio(s, 100) for s in (0, 50, 100, 500)] == [0.0, 0.5, 1.0, 1.0]
+    assert cos_anneal_ratio(0, 0) == 1.0
+    v = np.array([[0, 0, 0], [3, 0, 4], [1e-9, 0, 0]], np.float32)
+    fallback = np.eye(3, dtype=np.float32)
+    out = safe_normalize(jt.array(v), jt.array(fallback)).numpy()
+    np.testing.assert_allclose(out, [[1, 0, 0], [0.6, 0, 0.8], [0, 0, 1]], atol=1e-6)
 
 
 class _SphereSDF:
@@ -207,6 +217,7 @@ def test_renderer_sphere_surface(post_decoding):
     assert np.all(opacity[~hit] < 1e-2)
     np.testing.assert_allclose(out["depth"].numpy()[hit, 0], depth[hit], atol=6e-3)
     np.testing.assert_allclose(out["normal"].numpy()[hit], normal[hit], atol=2e-2)
+    np.testing.assert_allclose(np.linalg.norm(out["normal"].numpy(), axis=1), 1.0, atol=1e-5)
     colour = np.array([0.2, 0.5, 0.8])
     rgb = out["rgb"].numpy()
     np.testing.assert_allclose(rgb[hit], np.tile(colour, (hit.sum(), 1)), atol=2e-3)
@@ -227,6 +238,10 @@ def test_renderer_training_outputs_and_gradients():
     assert bg.shape == (len(o), 3) and np.all((bg >= 0) & (bg < 1)) and bg.std() > 0
     rgb, opacity = out["rgb"].numpy(), out["opacity"].numpy()
     np.testing.assert_allclose(rgb[~hit], bg[~hit], atol=1e-2)     # misses show their random background
+    # per-ray jitter: another training render puts its samples elsewhere along the same rays
+    again = renderer.render(jt.array(o), jt.array(d), step=10, is_training=True)
+    first_points = out["points"].numpy()[:5]
+    assert not np.allclose(first_points, again["points"].numpy()[:5])
     # the loss reaches the variance parameter through the alpha
     variance = renderer.model.variance_network.log_inv_s
     g = jt.grad(out["rgb"].sum() + out["opacity"].sum(), variance).numpy()
@@ -244,6 +259,7 @@ def test_render_chunked_matches_render_and_handles_no_samples():
     empty = renderer.render(jt.array(o), jt.array(d), step=0, is_training=True)
     assert empty["n_samples"] == 0 and np.all(empty["opacity"].numpy() == 0)
     np.testing.assert_allclose(empty["rgb"].numpy(), 1.0)
+    np.testing.assert_allclose(empty["normal"].numpy(), -d)          # facing the camera when nothing was seen
 
 
 def test_renderer_rejects_bad_arguments():
