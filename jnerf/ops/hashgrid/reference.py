@@ -16,8 +16,6 @@ __all__ = ["hash_encode_reference", "level_resolutions", "HASH_PRIMES", "check_h
 # tcnn's primes for the x, y, z vertex coordinates.
 HASH_PRIMES = (1, 2654435761, 805459861)
 _UINT32_MASK = 0xFFFFFFFF
-# Corner c = 4*cx + 2*cy + cz; the weight tensor below is laid out in the same order.
-_CORNER_OFFSETS = np.array([[cx, cy, cz] for cx in (0, 1) for cy in (0, 1) for cz in (0, 1)], dtype=np.int64)
 
 
 def _int64_array(values):
@@ -53,29 +51,58 @@ def check_hash_encode_args(x, table, scales, n_active):
     return scales, n_active
 
 
+def _level_runs(resolutions, table_size):
+    """Split levels into maximal runs of the same kind: [(first, stop, is_dense)] (dense: res^3 <= T)."""
+    runs = []
+    for level, res in enumerate(resolutions):
+        dense = res ** 3 <= table_size
+        if runs and runs[-1][2] == dense:
+            runs[-1] = (runs[-1][0], level + 1, dense)
+        else:
+            runs.append((level, level + 1, dense))
+    return runs
+
+
+def _axis_terms(p0, strides):
+    """(p0_a + {0,1}) * stride_a per axis: 3 x [N, La, 2] int64; strides: 3 lists of La ints."""
+    n_levels = p0.shape[1]
+    terms = []
+    for axis in range(3):
+        vertex = p0[..., axis].unsqueeze(-1) + _int64_array([0, 1])  # [N, La, 2]
+        terms.append(vertex * _int64_array(strides[axis]).reshape(1, n_levels, 1))
+    return terms
+
+
+def _combine_corners(terms, combine):
+    """Corner c = 4*cx + 2*cy + cz of the per-axis terms: 3 x [N, La, 2] -> [N, La, 8]."""
+    tx, ty, tz = terms
+    corners = combine(combine(tx.unsqueeze(-1).unsqueeze(-1), ty.unsqueeze(-2).unsqueeze(-1)),
+                      tz.unsqueeze(-2).unsqueeze(-2))  # [N, La, 2, 2, 2]
+    return corners.reshape(tx.shape[0], tx.shape[1], 8)
+
+
 def _corner_indices(p0, resolutions, table_size):
     """Table row of each corner of each active level.
 
     p0: [N, La, 3] int64 lower vertex; returns [N, La, 8] int64 in [0, table_size).
+    Each axis contributes a term per vertex coordinate (2 values per cell), so the products are taken on
+    [N, La, 2] and only the combination runs over the 8 corners.
     """
-    n_levels = len(resolutions)
-    dense = [r ** 3 <= table_size for r in resolutions]
-    # Dense levels combine v.x + v.y*res + v.z*res^2, hashed ones v.x*1 ^ v.y*P1 ^ v.z*P2: same shape, other
-    # strides and another combining op, so both are computed with per-level strides and selected per level.
-    stride_y = [r if d else HASH_PRIMES[1] for r, d in zip(resolutions, dense)]
-    stride_z = [r * r if d else HASH_PRIMES[2] for r, d in zip(resolutions, dense)]
-    v = p0.unsqueeze(2) + _int64_array(_CORNER_OFFSETS)  # [N, La, 8, 3]
-    vx = v[..., 0]
-    vy = v[..., 1] * _int64_array(stride_y).reshape(1, n_levels, 1)
-    vz = v[..., 2] * _int64_array(stride_z).reshape(1, n_levels, 1)
-    summed = vx + vy + vz
-    hashed = (vx ^ vy ^ vz) & _int64_array(_UINT32_MASK)  # low 32 bits = the uint32 products' xor
-    is_dense = jt.array(np.array(dense, dtype=np.bool_)).reshape(1, n_levels, 1)
-    return jt.ternary(is_dense, summed, hashed) % _int64_array(table_size)
+    parts = []
+    for first, stop, dense in _level_runs(resolutions, table_size):
+        p0_run, res = p0[:, first:stop], resolutions[first:stop]
+        if dense:  # v.x + v.y*res + v.z*res^2
+            terms = _axis_terms(p0_run, ([1] * len(res), res, [r * r for r in res]))
+            rows = _combine_corners(terms, lambda a, b: a + b)
+        else:  # v.x*1 ^ v.y*P1 ^ v.z*P2; the low 32 bits equal the uint32 products' xor
+            terms = _axis_terms(p0_run, [[prime] * len(res) for prime in HASH_PRIMES])
+            rows = _combine_corners(terms, lambda a, b: a ^ b) & _int64_array(_UINT32_MASK)
+        parts.append(rows % _int64_array(table_size))
+    return parts[0] if len(parts) == 1 else jt.concat(parts, dim=1)
 
 
 def _corner_weights(frac):
-    """Trilinear weights: frac [N, La, 3] -> [N, La, 8] in the corner order of _CORNER_OFFSETS."""
+    """Trilinear weights: frac [N, La, 3] -> [N, La, 8], corner c = 4*cx + 2*cy + cz as in _combine_corners."""
     pairs = [jt.stack([1.0 - frac[..., a], frac[..., a]], dim=-1) for a in range(3)]  # 3 x [N, La, 2]
     weights = (pairs[0].unsqueeze(-1).unsqueeze(-1)
                * pairs[1].unsqueeze(-2).unsqueeze(-1)
