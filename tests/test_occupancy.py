@@ -170,6 +170,10 @@ def test_visual_hull_corners_are_conservative_and_frame_is_unknown(sphere_views)
     centre_only = carve_visual_hull(intrinsics, c2w, masks, BOX_MIN, BOX_MAX, res, 1, use_corners=False).numpy()
     corners = carve_visual_hull(intrinsics, c2w, masks, BOX_MIN, BOX_MAX, res, 1, use_corners=True).numpy()
     assert np.all(corners >= centre_only) and corners.sum() > centre_only.sum()
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res)
+    assert grid.init_from_masks(intrinsics, c2w, masks, use_corners=False) == pytest.approx(centre_only.mean())
+    dilated_fraction = grid.init_from_masks(intrinsics, c2w, masks, use_corners=False, dilate_pixels=2)
+    assert np.all(grid.occupied.numpy() >= centre_only) and dilated_fraction > centre_only.mean()
     # A view that sees only a corner of the box carves nothing outside its frame.
     narrow = intrinsics[:1].copy()
     narrow[0, 0, 0] = narrow[0, 1, 1] = 32 * 12.0
