@@ -155,6 +155,7 @@ def test_hash_grid_encoder_levels_and_mask():
                          ENCODERS)
     b = (64 / 8) ** (1 / (N_LEVELS - 1))
     np.testing.assert_allclose(enc.scales, 8 * b ** np.arange(N_LEVELS) - 1, rtol=1e-6)
+    assert enc.per_level_scale == pytest.approx(b)
     assert enc.out_dim == N_LEVELS * N_FEATURES and enc.n_active == 2
     assert enc.cell_size(3) == pytest.approx(1 / (64 - 1), rel=1e-6)
     table = enc.table.numpy()

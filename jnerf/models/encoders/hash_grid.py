@@ -14,23 +14,28 @@ from jittor import nn
 from jnerf.ops.hashgrid import hash_encode, level_resolutions
 from jnerf.utils.registry import ENCODERS
 
-__all__ = ["HashGridEncoder", "level_scales"]
+__all__ = ["HashGridEncoder", "level_scales", "growth_factor"]
 
 _TABLE_DTYPES = ("float32", "float16")
 _TABLE_INIT_BOUND = 1e-4
 
 
-def level_scales(n_levels, base_resolution, finest_resolution=None, per_level_scale=None):
-    """scale_l = base * b^l - 1 as float32 [L]; b from per_level_scale, else (finest/base)^(1/(L-1))."""
-    if per_level_scale is None:
-        if finest_resolution is None:
-            raise ValueError("HashGridEncoder: give finest_resolution or per_level_scale")
-        if finest_resolution < base_resolution:
-            raise ValueError(f"HashGridEncoder: finest_resolution ({finest_resolution}) must be >= "
-                             f"base_resolution ({base_resolution})")
-        per_level_scale = math.exp(math.log(finest_resolution / base_resolution) / max(n_levels - 1, 1))
-    elif per_level_scale < 1:
-        raise ValueError(f"HashGridEncoder: per_level_scale must be >= 1, got {per_level_scale}")
+def growth_factor(n_levels, base_resolution, finest_resolution=None, per_level_scale=None):
+    """Scale ratio b between consecutive levels: per_level_scale if given, else (finest/base)^(1/(L-1))."""
+    if per_level_scale is not None:
+        if per_level_scale < 1:
+            raise ValueError(f"HashGridEncoder: per_level_scale must be >= 1, got {per_level_scale}")
+        return float(per_level_scale)
+    if finest_resolution is None:
+        raise ValueError("HashGridEncoder: give finest_resolution or per_level_scale")
+    if finest_resolution < base_resolution:
+        raise ValueError(f"HashGridEncoder: finest_resolution ({finest_resolution}) must be >= "
+                         f"base_resolution ({base_resolution})")
+    return math.exp(math.log(finest_resolution / base_resolution) / max(n_levels - 1, 1))
+
+
+def level_scales(n_levels, base_resolution, per_level_scale):
+    """scale_l = base * b^l - 1 as float32 [L] (computed in float64)."""
     return (base_resolution * per_level_scale ** np.arange(n_levels, dtype=np.float64) - 1).astype(np.float32)
 
 
@@ -58,7 +63,8 @@ class HashGridEncoder(nn.Module):
             raise ValueError(f"HashGridEncoder: base_resolution must be > 1, got {base_resolution}")
         if dtype not in _TABLE_DTYPES:
             raise ValueError(f"HashGridEncoder: dtype must be one of {_TABLE_DTYPES}, got {dtype!r}")
-        self.scales = level_scales(self.n_levels, base_resolution, finest_resolution, per_level_scale)  # [L] np
+        self.per_level_scale = growth_factor(self.n_levels, base_resolution, finest_resolution, per_level_scale)
+        self.scales = level_scales(self.n_levels, base_resolution, self.per_level_scale)  # [L] np.float32
         self.resolutions = level_resolutions(self.scales)
         self.table_size = 2 ** self.log2_hashmap_size
         self.table = jt.init.uniform((self.n_levels, self.table_size, self.n_features_per_level), "float32",
