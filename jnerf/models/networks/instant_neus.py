@@ -2,7 +2,7 @@
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 from jittor import nn
 
-from jnerf.models.networks.sdf_network import build_module
+from jnerf.models.networks.build import build_module
 from jnerf.utils.registry import NETWORKS
 
 __all__ = ["InstantNeuS"]

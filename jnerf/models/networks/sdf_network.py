@@ -13,25 +13,16 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 
+from jnerf.models.networks.build import build_module
 from jnerf.utils.registry import ENCODERS, NETWORKS, build_from_cfg
 
-__all__ = ["SDFNetwork", "init_sphere_sdf", "spread_directions", "build_module"]
+__all__ = ["SDFNetwork", "init_sphere_sdf", "spread_directions"]
 
 GRAD_MODES = ("central",)
 # Unit steps of the central differences, in the order the 7 points are evaluated: centre, +x, -x, +y, -y, +z, -z.
 _STENCIL = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
 _INIT_NOISE = 1e-4  # breaks the symmetry of the hand-set sphere weights, as SAL does
 _INIT_FIT_POINTS = 4096
-
-
-def build_module(cfg, registry, **defaults):
-    """A sub-component given either as a built module or as a config dict; ``defaults`` fill keys the dict lacks."""
-    if isinstance(cfg, nn.Module):
-        return cfg
-    if not hasattr(cfg, "keys"):
-        raise TypeError(f"expected a module or a config dict with a 'type' key, got {type(cfg).__name__}")
-    missing = {k: v for k, v in defaults.items() if k not in cfg}
-    return build_from_cfg(cfg, registry, **missing)
 
 
 def _random_rotation():
