@@ -117,6 +117,10 @@ def test_sdf_gradient_and_laplacian_are_exact_on_a_planted_quadratic():
     np.testing.assert_allclose(out["gradient"].numpy(), 2 * (x - CENTER), atol=1e-4)
     np.testing.assert_allclose(out["laplacian"].numpy(), 6.0, atol=2e-3)
     assert net.gradient(jt.array(x), laplacian=False)["laplacian"] is None
+    # the eikonal and curvature terms reach the hash table, on the planted level only (level 2 is masked)
+    loss = ((out["gradient"].norm(dim=1) - 1) ** 2).mean() + out["laplacian"].abs().mean()
+    table_grad = np.abs(jt.grad(loss, net.encoding.table).numpy()).sum(axis=(1, 2))
+    assert table_grad[1] > 0 and table_grad[0] == 0 and table_grad[2] == 0
 
 
 def test_level_schedule_and_step_size():
