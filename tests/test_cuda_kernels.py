@@ -68,7 +68,8 @@ def _scales(n_levels, base, finest):
 
 def _hash_case(rng, n_points, n_levels, log2_t, n_features, dtype, n_active, base=16, finest=1024):
     x = rng.uniform(0.0, 1.0, size=(n_points, 3)).astype(np.float32)
-    x[:50] = rng.uniform(-0.1, 1.1, size=(50, 3))  # a few outside [0,1]: clamped, no gradient on that axis
+    k = min(50, n_points)
+    x[:k] = rng.uniform(-0.1, 1.1, size=(k, 3))  # a few outside [0,1]: clamped, no gradient on that axis
     table = rng.uniform(-1.0, 1.0, size=(n_levels, 2 ** log2_t, n_features)).astype(dtype)
     dout = rng.normal(size=(n_points, n_levels * n_features)).astype(np.float32)
     scales = _scales(n_levels, base, finest)

@@ -9,7 +9,7 @@
 // Shapes: x [N,3] f32; table [L,T,F] T_t (float or __half); scales [L] f32; out [N, L*F] f32, level-major;
 // dout [N, L*F] f32; grad_table [L,T,F] f32 (zeroed by the caller); dx [N,3] f32 (zeroed by the caller).
 #pragma once
-#include "../common.h"  // relative: Jittor's own src/common.h is earlier on the include path
+#include "jnerf/ops/common.h"  // from the package root: Jittor has its own src/common.h
 
 namespace jnerf {
 

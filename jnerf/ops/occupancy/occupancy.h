@@ -9,7 +9,7 @@
 // views [V, 21] f32 (per view: world-to-camera rotation 3x3 row-major, translation 3, intrinsics 3x3 row-major);
 // background [V, H, W] uint8 (1 = background pixel); occupied_out [G^3] bool.
 #pragma once
-#include "../common.h"  // relative: Jittor's own src/common.h is earlier on the include path
+#include "jnerf/ops/common.h"  // from the package root: Jittor has its own src/common.h
 
 namespace jnerf {
 

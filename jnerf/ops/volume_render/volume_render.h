@@ -6,7 +6,7 @@
 // Transmittance is carried in double along a ray (the reference sums log(1 - alpha) in float64), with 1 - alpha
 // clamped to >= 1e-10 exactly as the reference clamps it before the log.
 #pragma once
-#include "../common.h"  // relative: Jittor's own src/common.h is earlier on the include path
+#include "jnerf/ops/common.h"  // from the package root: Jittor has its own src/common.h
 
 namespace jnerf {
 
