@@ -10,16 +10,16 @@
 //
 // Shapes (all row-major; n = batch rows, L = number of linear layers, W = hidden width, IN_PAD/OUT_PAD = input and
 // output widths rounded up to 16):
-//   x        [n, in_dim]            float32   network input
+//   x        [n, n_in]            float32   network input
 //   weights  packed                 float16   W_0 [W, IN_PAD] | W_1..W_{L-2} [W, W] | W_{L-1} [OUT_PAD, W]
 //                                             (nn.Linear layout [out, in]; padding columns/rows are zero)
 //   biases   packed                 float32   b_0..b_{L-2} [W] | b_{L-1} [OUT_PAD] (padding zero)
-//   y        [n, out_dim]           float32   network output (after the output activation)
+//   y        [n, n_out]           float32   network output (after the output activation)
 //   hidden   [L-1, n, W]            float16   post-activation hidden layers (saved for backward; training only)
-//   dz_out   [n, out_dim]           float32   gradient w.r.t. the output layer's pre-activation
+//   dz_out   [n, n_out]           float32   gradient w.r.t. the output layer's pre-activation
 //   scale    [1]                    float32   gradient scale (keeps fp16 gradients out of the subnormal range)
 //   dz_hid   [L-1, n, W]            float16   scale * gradient w.r.t. each hidden layer's pre-activation
-//   dx       [n, in_dim]            float32   gradient w.r.t. x (unscaled)
+//   dx       [n, n_in]            float32   gradient w.r.t. x (unscaled)
 #pragma once
 #include <cuda_fp16.h>
 #include <mma.h>
@@ -139,8 +139,8 @@ __device__ __forceinline__ void load_rows(__half* dst, const float* __restrict__
 // hidden may be null (inference).
 template <int W, int IN_PAD, int OUT_PAD, int ROWS, int ACT, int OUT_ACT, bool SAVE>
 __global__ void __launch_bounds__(Cfg<W, IN_PAD, OUT_PAD, ROWS>::THREADS)
-ffmlp_forward(const float* __restrict__ x, int n, int in_dim, int n_layers, const __half* __restrict__ weights,
-              const float* __restrict__ biases, float beta, float* __restrict__ y, int out_dim,
+ffmlp_forward(const float* __restrict__ x, int n, int n_in, int n_layers, const __half* __restrict__ weights,
+              const float* __restrict__ biases, float beta, float* __restrict__ y, int n_out,
               __half* __restrict__ hidden) {
     using C = Cfg<W, IN_PAD, OUT_PAD, ROWS>;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -151,7 +151,7 @@ ffmlp_forward(const float* __restrict__ x, int n, int in_dim, int n_layers, cons
     const int rows = min(ROWS, n - row0);
     const int row_tiles = (rows + 15) / 16;
 
-    load_rows<IN_PAD, ROWS, C::THREADS>(buf0, x, row0, n, in_dim, 1.0f);
+    load_rows<IN_PAD, ROWS, C::THREADS>(buf0, x, row0, n, n_in, 1.0f);
     __syncthreads();
 
     auto out_epi = [&](const float* __restrict__ b) {
@@ -161,10 +161,10 @@ ffmlp_forward(const float* __restrict__ x, int n, int in_dim, int n_layers, cons
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
                 const int c = c0 + j;
-                if (c < out_dim) {
+                if (c < n_out) {
                     float o = v[j] + b[c];
                     if (OUT_ACT == OUT_SIGMOID) o = 1.0f / (1.0f + expf(-o));
-                    y[(size_t)g * out_dim + c] = o;
+                    y[(size_t)g * n_out + c] = o;
                 }
             }
         };
@@ -205,8 +205,8 @@ ffmlp_forward(const float* __restrict__ x, int n, int in_dim, int n_layers, cons
 // for every hidden layer and dx (unscaled, fp32). Same launch shape as the forward.
 template <int W, int IN_PAD, int OUT_PAD, int ROWS, int ACT>
 __global__ void __launch_bounds__(Cfg<W, IN_PAD, OUT_PAD, ROWS>::THREADS)
-ffmlp_backward(const float* __restrict__ dz_out, const float* __restrict__ scale_p, int n, int in_dim,
-               int out_dim, int n_layers, const __half* __restrict__ weights, const __half* __restrict__ hidden,
+ffmlp_backward(const float* __restrict__ dz_out, const float* __restrict__ scale_p, int n, int n_in,
+               int n_out, int n_layers, const __half* __restrict__ weights, const __half* __restrict__ hidden,
                float beta, __half* __restrict__ dz_hid, float* __restrict__ dx) {
     using C = Cfg<W, IN_PAD, OUT_PAD, ROWS>;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -219,7 +219,7 @@ ffmlp_backward(const float* __restrict__ dz_out, const float* __restrict__ scale
     const float scale = *scale_p;
     const float inv_scale = 1.0f / scale;
 
-    load_rows<OUT_PAD, ROWS, C::THREADS>(buf0, dz_out, row0, n, out_dim, scale);
+    load_rows<OUT_PAD, ROWS, C::THREADS>(buf0, dz_out, row0, n, n_out, scale);
     __syncthreads();
 
     auto dx_epi = [&]() {
@@ -228,7 +228,7 @@ ffmlp_backward(const float* __restrict__ dz_out, const float* __restrict__ scale
             if (g >= n) return;
 #pragma unroll
             for (int j = 0; j < 8; ++j)
-                if (c0 + j < in_dim) dx[(size_t)g * in_dim + c0 + j] = v[j] * inv_scale;
+                if (c0 + j < n_in) dx[(size_t)g * n_in + c0 + j] = v[j] * inv_scale;
         };
     };
     // gradient through hidden layer h = hidden[l]: dz_l = dh * act'(h_l)
