@@ -62,9 +62,10 @@ def make_sdf_network(**kwargs):
     return build_from_cfg(dict(type="SDFNetwork", **args), NETWORKS)
 
 
-def test_sdf_network_starts_as_a_sphere():
+@pytest.mark.parametrize("n_hidden_layers", [1, 2])
+def test_sdf_network_starts_as_a_sphere(n_hidden_layers):
     jt.set_global_seed(0)
-    net = make_sdf_network()
+    net = make_sdf_network(n_hidden_layers=n_hidden_layers)
     x = np.random.default_rng(1).uniform(-1, 1, (2000, 3)).astype(np.float32) * HALF + CENTER.astype(np.float32)
     sdf, feature = net(jt.array(x))
     assert sdf.shape == [2000] and feature.shape == [2000, 8]

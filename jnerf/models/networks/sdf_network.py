@@ -54,6 +54,8 @@ def init_sphere_sdf(mlp, radius):
         raise ValueError("sphere initialisation needs at least one hidden layer with a relu/softplus activation")
     if mlp.in_dim < 3:
         raise ValueError(f"sphere initialisation needs the 3 xyz inputs first, but the MLP has {mlp.in_dim} inputs")
+    if any(linear.bias is None for linear in mlp.linears):
+        raise ValueError("sphere initialisation needs an MLP with biases (the output bias sets the radius)")
     width = mlp.hidden_dim
     first_scale = math.sqrt(6.0 / width)  # row norm of a He-initialised 3-input layer, about
     first = np.zeros((width, mlp.in_dim))
@@ -62,15 +64,13 @@ def init_sphere_sdf(mlp, radius):
     for linear in list(mlp.linears)[1:-1]:
         _assign(linear, np.eye(width) + np.random.normal(0, _INIT_NOISE, (width, width)), 0.0)
     last = mlp.linears[-1]
-    weight = last.weight.numpy().astype(np.float64)
+    weight = last.weight.numpy().astype(np.float64)  # feature rows keep the default init
     weight[0] = 4.0 / (width * first_scale) + np.random.normal(0, _INIT_NOISE, width)
-    bias = None if last.bias is None else last.bias.numpy().astype(np.float64)
-    if bias is not None:
-        bias[0] = 0.0
+    bias = last.bias.numpy().astype(np.float64)
+    bias[0] = 0.0
     _assign(last, weight, bias)
-    if bias is not None:
-        bias[0] = _fitted_output_bias(mlp, radius)
-        _assign(last, weight, bias)
+    bias[0] = _fitted_output_bias(mlp, radius)
+    _assign(last, weight, bias)
 
 
 def _fitted_output_bias(mlp, radius):
@@ -84,8 +84,7 @@ def _fitted_output_bias(mlp, radius):
 
 def _assign(linear, weight, bias):
     linear.weight.assign(jt.array(np.asarray(weight, np.float32)))
-    if linear.bias is not None and bias is not None:
-        linear.bias.assign(jt.array(np.broadcast_to(np.asarray(bias, np.float32), linear.bias.shape).copy()))
+    linear.bias.assign(jt.array(np.broadcast_to(np.asarray(bias, np.float32), linear.bias.shape).copy()))
 
 
 def _check_bbox(bbox_min, bbox_max):
