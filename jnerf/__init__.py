@@ -8,3 +8,6 @@ from .utils.jittor_env import setup_jittor_env
 setup_jittor_env()
 
 __version__ = "0.1.0"
+
+# Importing the sub-packages registers every component in the registries (as JNeRF does).
+from . import dataset, models, optims  # noqa: E402,F401

@@ -55,7 +55,7 @@ def test_missing_type_and_duplicate_registration():
 
 
 def test_project_registries_hold_the_components():
-    import jnerf.models  # noqa: F401  registers everything
+    import jnerf  # noqa: F401  registers everything
     from jnerf.utils.registry import ENCODERS, NETWORKS, SAMPLERS, LOSSES, OPTIMS, SCHEDULERS, DATASETS
     assert "HashGridEncoder" in ENCODERS and "SHEncoder" in ENCODERS
     assert {"SDFNetwork", "ColorNetwork", "VarianceNetwork", "InstantNeuS"} <= set(NETWORKS.names())

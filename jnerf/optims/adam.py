@@ -43,6 +43,6 @@ class Adam(jt.nn.Adam):
         for g, s in zip(self.param_groups, state["groups"]):
             g["lr"], g["base_lr"] = s["lr"], s["base_lr"]
             for var, arr in zip(g["values"], s["values"]):
-                var.update(jt.array(np.asarray(arr, dtype=var.dtype)))
+                var.update(jt.array(np.asarray(arr)).cast(var.dtype))
             for var, arr in zip(g["m"], s["m"]):
-                var.update(jt.array(np.asarray(arr, dtype=var.dtype)))
+                var.update(jt.array(np.asarray(arr)).cast(var.dtype))

@@ -104,15 +104,16 @@ class NeuSRunner:
         return np.asarray(lo), np.asarray(hi)
 
     def _hull_inputs(self):
-        ds = self.dataset
-        return ds.intrinsics, ds.c2w, ds.masks_np
+        # Dilated masks: a mask a few pixels too tight must not carve the object away.
+        cams = self.dataset.hull_cameras()
+        return cams["intrinsics"], cams["c2w"], cams["masks"]
 
     def _init_occupancy(self):
         if self.dataset.masks_np is not None and self.cfg.use_visual_hull:
             self.grid.init_from_masks(*self._hull_inputs(),
                                       min_background_views=self.cfg.hull_min_background_views)
         logger.info("occupancy grid %d^3: %.1f%% occupied after the visual hull",
-                    self.grid.resolution, 100 * self.grid.occupied_fraction())
+                    self.grid.resolution, 100 * self.grid.occupied_fraction)
 
     def _param_groups(self):
         """Hash table, MLPs and variance as separate groups, so the config can give each its own lr."""
@@ -148,6 +149,19 @@ class NeuSRunner:
 
     # -------------------------------------------------------------------------------------------- training
     def train(self):
+        """Train to train.total_steps, save, export the mesh and, when ground truth exists, evaluate it."""
+        interrupted = self.step_until(self.cfg.train.total_steps)
+        self.save()
+        if interrupted:
+            logger.info("stopped at step %d; continue with --resume", self.step)
+            return
+        self.mesh()
+        if self._gt_mesh_path():
+            self.eval()
+
+    def step_until(self, last_step):
+        """Run training steps (with logging, validation, pruning, checkpoints) until ``last_step``; Ctrl-C stops
+        after the current step. Returns True when interrupted."""
         tc = self.cfg.train
         stop = {"flag": False}
 
@@ -155,29 +169,23 @@ class NeuSRunner:
             stop["flag"] = True
             logger.warning("interrupt: finishing this step and saving a checkpoint")
         previous = signal.signal(signal.SIGINT, on_interrupt)
-        bar = tqdm(total=tc.total_steps, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
+        bar = tqdm(total=last_step, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
         t0, window = time.time(), {}
         try:
-            while self.step < tc.total_steps and not stop["flag"]:
+            while self.step < last_step and not stop["flag"]:
                 stats = self._train_step()
                 self.step += 1
                 bar.update(1)
                 for k, v in stats.items():
                     window.setdefault(k, []).append(v)
-                if self.step % tc.log_every == 0 or self.step == tc.total_steps:
+                if self.step % tc.log_every == 0 or self.step == last_step:
                     self._log(window, bar, time.time() - t0)
                     t0, window = time.time(), {}
                 self._periodic()
         finally:
             bar.close()
             signal.signal(signal.SIGINT, previous)
-        self.save()
-        if stop["flag"]:
-            logger.info("stopped at step %d; continue with --resume", self.step)
-            return
-        self.mesh()
-        if self._gt_mesh_path():
-            self.eval()
+        return stop["flag"]
 
     def _train_step(self):
         tc = self.cfg.train
@@ -185,33 +193,41 @@ class NeuSRunner:
         self.scheduler.step(self.step)
         batch = self.dataset.sample_rays(self.n_rays)
         out = self.renderer.render(batch["rays_o"], batch["rays_d"], step=self.step, is_training=True)
-        mask = batch["mask"]
-        target = batch["rgb"] * mask + out["background"] * (1 - mask)
-        losses = self.loss_fn(out, target, mask, step=self.step)
-        self.optimizer.step(losses["total"])
         n_samples = int(out["n_samples"])
-        if self.step >= self.cfg.occupancy_schedule.prune_start and n_samples > 0:
+        if n_samples == 0:  # no ray met an occupied cell: nothing to learn from, and no gradient
+            return dict(n_rays=batch["rays_o"].shape[0], n_samples=0)
+        # The loss composites the ground truth over the same background as the rendering.
+        losses = self.loss_fn(out, batch["rgb"], batch["mask"], step=self.step)
+        self.optimizer.step(losses["total"])
+        if self.step >= self.cfg.occupancy_schedule.prune_start:
             self.grid.update_weights(out["points"], out["weights"].detach())
         if tc.dynamic_rays and n_samples > 0:
             # Aim at a fixed number of samples per step (instant-nsr-pl's rule), smoothed to avoid jitter.
             wanted = self.n_rays * tc.target_samples / n_samples
             self.n_rays = int(np.clip(0.9 * self.n_rays + 0.1 * wanted, tc.min_rays, tc.max_rays))
         stats = dict(n_rays=batch["rays_o"].shape[0], n_samples=n_samples)
-        stats.update({k: v for k, v in losses.items()})
+        stats.update({k: v.detach() for k, v in losses.items()})
+        if "color_mse" not in stats:  # for the PSNR in the log
+            mask = batch["mask"]
+            target = batch["rgb"] * mask + out["background"] * (1 - mask)
+            stats["color_mse"] = ((out["rgb"] - target) ** 2).mean().detach()
         return stats
 
     def _log(self, window, bar, seconds):
         # Reading losses forces a sync; doing it once per interval keeps the GPU pipeline full in between.
         means = {k: float(np.mean([_np(v).item() if isinstance(v, jt.Var) else v for v in vs]))
                  for k, vs in window.items()}
-        psnr = -10 * math.log10(max(means.get("color_mse_raw", means.get("color_l1", 1.0) ** 2), 1e-10))
+        if "total" not in means:
+            logger.warning("step %d: no ray met an occupied cell in the last %d steps", self.step, len(window))
+            return
+        psnr = -10 * math.log10(max(means.get("color_mse", 1.0), 1e-10))
         steps = len(next(iter(window.values())))
         bar.set_postfix(loss=f"{means['total']:.4f}", psnr=f"{psnr:.2f}")
         terms = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k not in ("n_rays", "n_samples", "total"))
         logger.info("step %d | loss %.4f | %s | psnr %.2f | inv_s %.1f | levels %d | rays %d | samples %d | "
                     "occupied %.1f%% | lr %.2e | %.1f it/s", self.step, means["total"], terms, psnr,
                     float(_np(self.model.variance_network.inv_s()).item()), self._active_levels(),
-                    means["n_rays"], means["n_samples"], 100 * self.grid.occupied_fraction(),
+                    means["n_rays"], means["n_samples"], 100 * self.grid.occupied_fraction,
                     self.optimizer.param_groups[0]["lr"], steps / max(seconds, 1e-9))
 
     def _active_levels(self):
@@ -332,7 +348,7 @@ class NeuSRunner:
         return path if os.path.isfile(path) else None
 
     def eval(self):
-        from jnerf.utils.mesh_eval import evaluate_mesh, format_table
+        from jnerf.utils.mesh_eval import evaluate_mesh, format_report
         import json
         gt = self._gt_mesh_path()
         if gt is None:
@@ -341,7 +357,7 @@ class NeuSRunner:
         pred = getattr(self, "last_mesh", None) or self.mesh()
         result = evaluate_mesh(pred, gt, scene_dir=self.dataset.root if self.cfg.eval.cull_with_masks else None,
                                seed=self.cfg.seed)
-        logger.info("evaluation of %s against %s\n%s", pred, gt, format_table(result))
+        logger.info("evaluation of %s against %s\n%s", pred, gt, format_report(result))
         path = os.path.join(self.exp_dir, f"eval_step{self.step:06d}.json")
         with open(path, "w") as f:
             json.dump(result, f, indent=2)

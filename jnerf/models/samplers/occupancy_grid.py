@@ -115,6 +115,19 @@ class OccupancyGrid:
         return ray_march(rays_o, rays_d, self.occupied, self.bbox_min, self.bbox_max, self.resolution,
                          step_size, max_steps, jitter, near_min)
 
+    def contains(self, points):
+        """Numpy bool [N]: whether points [N,3] (numpy, normalised frame) lie inside the box in an occupied cell;
+        mesh extraction uses it to skip the network in empty space."""
+        points = np.asarray(points, dtype=np.float32)
+        inside = np.all((points >= self.bbox_min) & (points <= self.bbox_max), axis=1)
+        ijk = np.floor((points - self.bbox_min) / self.cell_size()).astype(np.int64)
+        ijk = np.clip(ijk, 0, self.resolution - 1)
+        flat = (ijk[:, 0] * self.resolution + ijk[:, 1]) * self.resolution + ijk[:, 2]
+        return inside & self._occupied_np()[flat]
+
+    def _occupied_np(self):
+        return self.occupied.numpy().astype(bool)
+
     def state_dict(self):
         """Numpy arrays for a checkpoint."""
         return {"bbox_min": self.bbox_min.copy(), "bbox_max": self.bbox_max.copy(),

@@ -71,8 +71,11 @@ loss = dict(
     color_l1=1.0, color_mse=0.0,
     eikonal=0.1,
     mask=0.1,                      # BCE of opacity vs mask
-    curvature=5e-4,                # |Laplacian| weight: ramps up over curvature_warmup_steps, then decays by
-    curvature_warmup_steps=1000,   #   the level growth per level step until all levels are on (then constant)
+    curvature=5e-4,                # |Laplacian| weight: ramps up linearly over curvature_warmup_steps, ...
+    curvature_warmup_steps=1000,   #   (= sdf_network.warmup_steps, when levels start to grow)
+    curvature_level_steps=500,     # ... then divides by curvature_decay every level step (= level_steps) ...
+    curvature_decay=1.3195,        #   (the hash grid's per-level scale: (2048/32)^(1/15))
+    curvature_decay_levels=11,     # ... until all levels are on (16 - start_level - 1), then stays constant
 )
 
 # ---------------------------------------------------------------------------------------------- optimiser
