@@ -57,6 +57,8 @@ class FullyFusedMLP(MLP):
             return super().execute(x)
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"FullyFusedMLP: input must have shape [N, {self.in_dim}], got {x.shape}")
+        if x.shape[0] == 0:                                                  # nothing to launch
+            return super().execute(x)
         weights = [lin.weight for lin in self.linears]                       # [out_l, in_l] float32
         biases = [lin.bias for lin in self.linears] if self.has_bias else None  # [out_l] float32
         return fused_mlp(x, weights, biases, self._spec)                     # [N, out_dim] float32
