@@ -49,6 +49,7 @@ class NeuSRunner:
         self.optimizer = build_from_cfg(cfg.optim, OPTIMS, params=self._param_groups())
         self.scheduler = build_from_cfg(cfg.scheduler, SCHEDULERS, optimizer=self.optimizer)
         self.step = 0
+        self.train_seconds = 0.0
         self.n_rays = cfg.train.n_rays
         if state is not None:
             self._load_state(state)
@@ -125,7 +126,7 @@ class NeuSRunner:
 
     # -------------------------------------------------------------------------------------------- state
     def _state(self):
-        return dict(step=self.step, n_rays=self.n_rays, bbox_min=self.bbox_min, bbox_max=self.bbox_max,
+        return dict(step=self.step, n_rays=self.n_rays, train_seconds=self.train_seconds, bbox_min=self.bbox_min, bbox_max=self.bbox_max,
                     model={k: _np(v) for k, v in self.model.state_dict().items()},
                     optimizer=self.optimizer.state_dict(), occupancy=self.grid.state_dict(),
                     rng=np.random.get_state())
@@ -136,6 +137,7 @@ class NeuSRunner:
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.n_rays = int(state["step"]), int(state["n_rays"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if "rng" in state:
             np.random.set_state(state["rng"])
         jt.set_global_seed(self.cfg.seed + self.step)
@@ -156,7 +158,7 @@ class NeuSRunner:
             logger.info("stopped at step %d; continue with --resume", self.step)
             return
         self.mesh()
-        if self._gt_mesh_path():
+        if self.cfg.eval.after_training and self._gt_mesh_path():
             self.eval()
 
     def step_until(self, last_step):
@@ -173,7 +175,9 @@ class NeuSRunner:
         t0, window = time.time(), {}
         try:
             while self.step < last_step and not stop["flag"]:
+                tick = time.time()
                 stats = self._train_step()
+                self.train_seconds += time.time() - tick  # training only: no validation, meshes, checkpoints
                 self.step += 1
                 bar.update(1)
                 for k, v in stats.items():
@@ -313,7 +317,8 @@ class NeuSRunner:
             if mc.save_normalized:
                 paths.append(mesh_utils.save_mesh(
                     os.path.join(self.exp_dir, f"mesh_{tag}_res{resolution}_normalized.{fmt}"), verts, faces, colors))
-        logger.info("mesh: %d vertices, %d faces -> %s", len(verts), len(faces), ", ".join(paths))
+        logger.info("mesh at step %d (%.1f s of training): %d vertices, %d faces -> %s", self.step,
+                    self.train_seconds, len(verts), len(faces), ", ".join(paths))
         self.last_mesh = paths[0]
         return paths[0]
 

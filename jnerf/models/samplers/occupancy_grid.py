@@ -6,7 +6,6 @@ visual hull of the masks and shrinks as cells whose rendering weight stays tiny 
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 import numpy as np
-from scipy import ndimage
 
 from jnerf.ops.occupancy import as_box, carve_visual_hull, max_weight_update, ray_march
 from jnerf.utils.registry import SAMPLERS
@@ -58,6 +57,7 @@ class OccupancyGrid:
         masks_np = masks_np.astype(np.float32) >= 0.5
         if dilate_pixels > 0:
             window = np.ones((1, 2 * int(dilate_pixels) + 1, 2 * int(dilate_pixels) + 1), dtype=bool)
+            from scipy import ndimage  # lazily: only needed when dilating
             masks_np = ndimage.binary_dilation(masks_np, structure=window)
         self.occupied = carve_visual_hull(intrinsics, c2w, masks_np, self.bbox_min, self.bbox_max,
                                           self.resolution, min_background_views, use_corners)

@@ -113,4 +113,5 @@ mesh = dict(
 )
 render = dict(n_frames=60, downscale=2, fps=30, elevation_deg=None)   # turntable (None: cameras' mean)
 eval = dict(gt_mesh=None,          # default: <dataset root>/gt_mesh.ply when present
-            cull_with_masks=True)
+            cull_with_masks=True,  # drop predicted surface that no training mask covers (DTU-style)
+            after_training=True)   # evaluate the final mesh at the end of --task train when GT exists
