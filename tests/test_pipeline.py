@@ -25,7 +25,8 @@ def chamfer(path):
 
 
 def test_tiny_training_beats_initial_sphere_by_3x(tmp_path):
-    runner = build_runner(tiny_cfg(tmp_path, "train.val_every=0", "train.save_every=0"))
+    runner = build_runner(tiny_cfg(tmp_path, "train.val_every=0", "train.save_every=0", "train.total_steps=250",
+                                   "scheduler.total_steps=250"))
     initial = chamfer(runner.mesh(tag="init"))
     runner.train()  # trains, saves, exports the final mesh and evaluates it
     final_path = runner.last_mesh

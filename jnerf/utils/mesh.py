@@ -42,17 +42,40 @@ def evaluate_sdf_volume(sdf_fn, bbox_min, bbox_max, resolution, chunk=1 << 18, i
     return volume
 
 
+def _mcubes_marching_cubes():
+    """PyMCubes' marching cubes. Its package __init__ also imports scipy for smoothing helpers we do not use;
+    where that scipy is broken (e.g. built for another numpy) load the compiled core directly."""
+    try:
+        import mcubes
+        return mcubes.marching_cubes
+    except (ImportError, AttributeError):
+        import glob
+        import importlib.machinery
+        import importlib.util
+        import sys
+        sys.modules.pop("mcubes", None)
+        spec = importlib.util.find_spec("mcubes")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("PyMCubes is not installed: pip install PyMCubes") from None
+        core = glob.glob(os.path.join(list(spec.submodule_search_locations)[0], "_mcubes*.so"))
+        if not core:
+            raise
+        loader = importlib.machinery.ExtensionFileLoader("mcubes._mcubes", core[0])
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader("mcubes._mcubes", loader))
+        loader.exec_module(module)
+        return module.marching_cubes
+
+
 def marching_cubes(volume, bbox_min, bbox_max, level=0.0):
     """Zero level set of an SDF volume (negative inside) -> (vertices [V,3] float32 in box units, faces [F,3]).
 
     Faces are oriented so that their normals point outwards (towards positive SDF).
     """
-    import mcubes
     if not (volume.min() < level < volume.max()):
         raise ValueError(f"the SDF never crosses {level} inside the box (range {volume.min():.4g} to "
                          f"{volume.max():.4g}): nothing to mesh; is training diverged or the box wrong?")
     # PyMCubes orients faces towards decreasing values; negate so outward = increasing SDF.
-    verts, faces = mcubes.marching_cubes(-volume, -level)
+    verts, faces = _mcubes_marching_cubes()(-volume, -level)
     res = np.array(volume.shape, np.float32) - 1
     bbox_min, bbox_max = np.asarray(bbox_min, np.float32), np.asarray(bbox_max, np.float32)
     verts = bbox_min + verts.astype(np.float32) / res * (bbox_max - bbox_min)

@@ -13,8 +13,8 @@ occupancy = dict(resolution=48)
 occupancy_schedule = dict(prune_start=200, prune_every=200)
 renderer = dict(step_size=2.0 / 128, max_steps=256, anneal_end=200)
 loss = dict(curvature_warmup_steps=100, curvature_level_steps=50, curvature_decay=1.44, curvature_decay_levels=3)
-scheduler = dict(total_steps=600, warmup_steps=50)
-train = dict(total_steps=600, n_rays=256, target_samples=1 << 14, min_rays=128, max_rays=1024,
+scheduler = dict(total_steps=400, warmup_steps=50)
+train = dict(total_steps=400, n_rays=256, target_samples=1 << 14, min_rays=128, max_rays=1024,
              log_every=50, val_every=300, save_every=300)
 val = dict(downscale=2, chunk=4096)
 mesh = dict(resolution=96, chunk=1 << 16)

@@ -1,0 +1,109 @@
+"""Mesh export, checkpoints and optimisers: marching cubes of an analytic sphere, world units, colours,
+floater removal, atomic keep-last-K checkpoints, Adam groups and the warm-up + cosine schedule."""
+import math
+import os
+
+import numpy as np
+import pytest
+import trimesh
+
+import jittor as jt
+from jnerf.optims import Adam, WarmupCosineLR
+from jnerf.runner.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from jnerf.utils import mesh as mesh_utils
+from jnerf.utils.registry import ConfigKeyError
+
+CENTRE, RADIUS = np.array([0.1, -0.2, 0.05], np.float32), 0.6
+LO, HI = [-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]
+
+
+def sphere_sdf(pts):
+    return np.linalg.norm(pts - CENTRE, axis=1) - RADIUS
+
+
+def test_marching_cubes_of_a_sphere_lies_within_a_voxel_and_faces_outwards():
+    res = 64
+    volume = mesh_utils.evaluate_sdf_volume(sphere_sdf, LO, HI, res, chunk=5000, progress=False)
+    verts, faces = mesh_utils.marching_cubes(volume, LO, HI)
+    voxel = 2.0 / (res - 1)
+    radii = np.linalg.norm(verts - CENTRE, axis=1)
+    assert np.abs(radii - RADIUS).max() < voxel
+    tri = verts[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    outward = np.einsum("ij,ij->i", normals, tri.mean(1) - CENTRE)
+    assert (outward > 0).mean() > 0.99
+    area = trimesh.Trimesh(verts, faces).area
+    assert area == pytest.approx(4 * math.pi * RADIUS ** 2, rel=0.02)
+
+
+def test_volume_skips_points_outside_inside_fn_and_errors_without_surface():
+    calls = []
+
+    def counting_sdf(pts):
+        calls.append(len(pts))
+        return sphere_sdf(pts)
+    inside = lambda p: np.linalg.norm(p - CENTRE, axis=1) < RADIUS + 0.2
+    volume = mesh_utils.evaluate_sdf_volume(counting_sdf, LO, HI, 32, chunk=4096, inside_fn=inside, progress=False)
+    assert sum(calls) < 32 ** 3 / 2 and volume.max() > 1.0  # empty space got the "far outside" value
+    with pytest.raises(ValueError, match="never crosses"):
+        mesh_utils.marching_cubes(np.ones((8, 8, 8), np.float32), LO, HI)
+
+
+def test_world_units_colours_and_floater_removal(tmp_path):
+    volume = mesh_utils.evaluate_sdf_volume(sphere_sdf, LO, HI, 32, progress=False)
+    verts, faces = mesh_utils.marching_cubes(volume, LO, HI)
+    floater = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
+    all_v = np.concatenate([verts, floater.vertices + 0.9]).astype(np.float32)
+    all_f = np.concatenate([faces, floater.faces + len(verts)])
+    kept_v, kept_f = mesh_utils.keep_large_components(all_v, all_f)
+    assert len(kept_f) == len(faces) and np.allclose(np.sort(kept_v, 0), np.sort(verts, 0))
+
+    scale_mat = np.diag([2.0, 2.0, 2.0, 1.0])
+    scale_mat[:3, 3] = [10.0, 0.0, -5.0]
+    world = mesh_utils.to_world(kept_v, scale_mat)
+    np.testing.assert_allclose(world, kept_v * 2 + [10.0, 0.0, -5.0], rtol=1e-6)
+    colors = np.random.default_rng(0).random((len(world), 3)).astype(np.float32)
+    path = mesh_utils.save_mesh(str(tmp_path / "m.ply"), world, kept_f, colors)
+    back = trimesh.load(path, process=False)
+    np.testing.assert_allclose(back.vertices, world, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(back.visual.vertex_colors)[:, :3] / 255.0, colors, atol=1 / 255)
+    assert os.listdir(tmp_path) == ["m.ply"]  # no temp file left behind
+    with pytest.raises(ValueError, match="not supported"):
+        mesh_utils.save_mesh(str(tmp_path / "m.stl"), world, kept_f)
+
+
+def test_checkpoints_are_atomic_numbered_and_pruned(tmp_path):
+    d = str(tmp_path / "ckpt")
+    for step in (5, 100, 20, 1000):
+        save_checkpoint(d, step, {"step": step}, keep_last=2)
+    assert [os.path.basename(p) for p in list_checkpoints(d)] == ["ckpt_00000100.pkl", "ckpt_00001000.pkl"]
+    assert load_checkpoint(latest_checkpoint(d))["step"] == 1000
+    (tmp_path / "ckpt" / "ckpt_00002000.pkl.tmp.123").write_bytes(b"partial")  # an interrupted write
+    assert latest_checkpoint(d).endswith("ckpt_00001000.pkl")
+    broken = tmp_path / "ckpt" / "ckpt_00003000.pkl"
+    broken.write_bytes(b"\x80\x04trunc")
+    with pytest.raises(ValueError, match="unreadable or truncated"):
+        load_checkpoint(str(broken))
+
+
+def test_adam_groups_schedule_and_state_round_trip():
+    a, b = jt.array(np.ones(3, np.float32)), jt.array(np.zeros(2, np.float32))
+    groups = [dict(name="encoding", params=[a]), dict(name="mlp", params=[b])]
+    opt = Adam(groups, lr=1e-2, group_lr=dict(encoding=1e-1))
+    assert [g["lr"] for g in opt.param_groups] == [1e-1, 1e-2]
+    with pytest.raises(ConfigKeyError, match="encodng"):
+        Adam(groups, group_lr=dict(encodng=1.0))
+    sched = WarmupCosineLR(opt, total_steps=100, warmup_steps=10, min_factor=0.1, warmup_start=0.0)
+    assert sched.step(0) == 0.0 and sched.step(5) == pytest.approx(0.5) and sched.step(10) == pytest.approx(1.0)
+    assert sched.step(55) == pytest.approx(0.1 + 0.9 * 0.5) and sched.step(100) == pytest.approx(0.1)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2)  # 0.1 * base lr of the group
+    for _ in range(3):
+        opt.step(((a - 2) ** 2).sum() + ((b + 1) ** 2).sum())
+    state = opt.state_dict()
+    fresh = Adam([dict(name="encoding", params=[jt.array(a.numpy())]), dict(name="mlp", params=[jt.array(b.numpy())])])
+    fresh.load_state_dict(state)
+    assert fresh.n_step == 3
+    for g_old, g_new in zip(opt.param_groups, fresh.param_groups):
+        for key in ("values", "m"):
+            for x, y in zip(g_old[key], g_new[key]):
+                np.testing.assert_array_equal(x.numpy(), y.numpy())
