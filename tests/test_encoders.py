@@ -82,6 +82,9 @@ def test_hash_encode_fp16_table_accumulates_in_fp32():
 
 
 def test_hash_encode_dispatches_on_use_cuda_at_call_time(monkeypatch):
+    import sys
+    import types
+    import jnerf.ops as ops
     import jnerf.ops.hashgrid as hashgrid_ops
     calls = []
 
@@ -89,10 +92,11 @@ def test_hash_encode_dispatches_on_use_cuda_at_call_time(monkeypatch):
         class flags:
             use_cuda = 1
 
-    monkeypatch.setattr(hashgrid_ops, "jt", FakeJittor)
-    monkeypatch.setattr(hashgrid_ops, "_cuda_impl", lambda: lambda *args: calls.append(args) or "cuda")
+    monkeypatch.setattr(ops, "jt", FakeJittor)
+    kernel = types.SimpleNamespace(hash_encode_cuda=lambda *args: calls.append(args) or "cuda")
+    monkeypatch.setitem(sys.modules, "jnerf.ops.hashgrid.hashgrid", kernel)
     assert hashgrid_ops.hash_encode("x", "table", "scales", 1) == "cuda" and len(calls) == 1
-    monkeypatch.setattr(hashgrid_ops, "_cuda_impl", lambda: None)  # kernel not importable: reference
+    monkeypatch.setitem(sys.modules, "jnerf.ops.hashgrid.hashgrid", None)  # kernel not importable: reference
     x, table = random_inputs(n=8)
     np.testing.assert_allclose(hashgrid_ops.hash_encode(jt.array(x), jt.array(table), SCALES, 2).numpy(),
                                naive_hash_encode(x, table, SCALES, 2), atol=VALUE_ATOL)

@@ -4,25 +4,13 @@ The implementation is chosen at call time: the CUDA kernel (``hashgrid.py``) whe
 it can be imported, else the Jittor-ops reference (``reference.py``). Both follow the maths in docs/design.md.
 """
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
-import jittor as jt
-
+from jnerf.ops import cuda_kernel
 from .reference import hash_encode_reference, level_resolutions
 
 __all__ = ["hash_encode", "hash_encode_reference", "level_resolutions"]
 
 
-def _cuda_impl():
-    try:
-        from .hashgrid import hash_encode_cuda
-    except ImportError:
-        return None
-    return hash_encode_cuda
-
-
 def hash_encode(x, table, scales, n_active):
     """Encode x [N,3] in [0,1] with table [L,T,F] at per-level scales; -> [N, L*F] float32 (see reference.py)."""
-    if jt.flags.use_cuda:
-        cuda_impl = _cuda_impl()
-        if cuda_impl is not None:
-            return cuda_impl(x, table, scales, n_active)
-    return hash_encode_reference(x, table, scales, n_active)
+    impl = cuda_kernel("jnerf.ops.hashgrid.hashgrid", "hash_encode_cuda") or hash_encode_reference
+    return impl(x, table, scales, n_active)

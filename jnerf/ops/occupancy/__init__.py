@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
+from jnerf.ops import cuda_kernel
+
 from .reference import (as_box, carve_visual_hull_reference, cell_centres, cell_indices,
                         max_weight_update_reference, ray_aabb_intersect, ray_march_reference)
 
@@ -45,14 +47,7 @@ class PackedSamples:
 
 
 def _cuda_impl(name):
-    """The CUDA kernel wrapper ``name`` when running on the GPU and it exists, else None."""
-    if not jt.flags.use_cuda:
-        return None
-    try:
-        from . import occupancy as cuda_module
-    except ImportError:
-        return None
-    return getattr(cuda_module, name, None)
+    return cuda_kernel("jnerf.ops.occupancy.occupancy", name)
 
 
 def ray_march(rays_o, rays_d, occupied, bbox_min, bbox_max, resolution, step_size, max_steps, jitter=None,

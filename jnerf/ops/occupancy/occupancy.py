@@ -12,7 +12,7 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is impo
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope
-from .reference import _check_rays, as_box
+from .reference import _check_rays, as_box, check_hull_inputs
 
 __all__ = ["ray_march_cuda", "carve_visual_hull_cuda", "max_weight_update_cuda"]
 
@@ -130,17 +130,8 @@ def carve_visual_hull_cuda(intrinsics, c2w, masks, bbox_min, bbox_max, resolutio
                            use_corners=True):
     """Visual hull as ``reference.carve_visual_hull_reference``: intrinsics [N,3,3], c2w [N,4,4] (numpy),
     masks [N,H,W] (foreground true / >= 0.5; numpy or jt.Var) -> occupied [resolution^3] bool."""
-    intrinsics = np.asarray(intrinsics, dtype=np.float64)
-    c2w = np.asarray(c2w, dtype=np.float64)
-    masks_np = masks.numpy() if isinstance(masks, jt.Var) else np.asarray(masks)
-    if masks_np.ndim != 3:
-        raise ValueError(f"masks: expected shape [N,H,W], got {list(masks_np.shape)}")
+    intrinsics, c2w, masks_np = check_hull_inputs(intrinsics, c2w, masks, min_background_views)
     n_views, height, width = masks_np.shape
-    if intrinsics.shape != (n_views, 3, 3) or c2w.shape != (n_views, 4, 4):
-        raise ValueError(f"intrinsics/c2w: expected shapes [{n_views},3,3] and [{n_views},4,4] (one per mask), "
-                         f"got {list(intrinsics.shape)} and {list(c2w.shape)}")
-    if min_background_views < 1:
-        raise ValueError(f"min_background_views must be >= 1, got {min_background_views}")
     lo, hi = as_box(bbox_min, bbox_max)
     if n_views == 0:
         return jt.ones((resolution ** 3,), dtype=jt.bool)

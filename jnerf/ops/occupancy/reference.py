@@ -144,15 +144,8 @@ def _sees_background(points, background_flat, intrinsics, world_to_cam, height, 
     return in_frame & background_flat[row * width + col]
 
 
-def carve_visual_hull_reference(intrinsics, c2w, masks, bbox_min, bbox_max, resolution,
-                                min_background_views=1, use_corners=True):
-    """Visual hull: occupied [R^3] bool, False for cells that at least ``min_background_views`` views see as
-    background.
-
-    intrinsics [N,3,3], c2w [N,4,4] (numpy), masks [N,H,W] (foreground true / >= 0.5; numpy or jt.Var).
-    A view sees a cell as background when the cell centre (and, with ``use_corners``, all 8 cell corners, which
-    keeps cells that the silhouette only grazes) projects inside its frame onto background pixels.
-    """
+def check_hull_inputs(intrinsics, c2w, masks, min_background_views):
+    """Validated float64 intrinsics [N,3,3], c2w [N,4,4] and numpy masks [N,H,W] for the visual hull."""
     intrinsics = np.asarray(intrinsics, dtype=np.float64)
     c2w = np.asarray(c2w, dtype=np.float64)
     masks_np = masks.numpy() if isinstance(masks, jt.Var) else np.asarray(masks)
@@ -164,6 +157,20 @@ def carve_visual_hull_reference(intrinsics, c2w, masks, bbox_min, bbox_max, reso
                          f"got {list(intrinsics.shape)} and {list(c2w.shape)}")
     if min_background_views < 1:
         raise ValueError(f"min_background_views must be >= 1, got {min_background_views}")
+    return intrinsics, c2w, masks_np
+
+
+def carve_visual_hull_reference(intrinsics, c2w, masks, bbox_min, bbox_max, resolution,
+                                min_background_views=1, use_corners=True):
+    """Visual hull: occupied [R^3] bool, False for cells that at least ``min_background_views`` views see as
+    background.
+
+    intrinsics [N,3,3], c2w [N,4,4] (numpy), masks [N,H,W] (foreground true / >= 0.5; numpy or jt.Var).
+    A view sees a cell as background when the cell centre (and, with ``use_corners``, all 8 cell corners, which
+    keeps cells that the silhouette only grazes) projects inside its frame onto background pixels.
+    """
+    intrinsics, c2w, masks_np = check_hull_inputs(intrinsics, c2w, masks, min_background_views)
+    n_views, height, width = masks_np.shape
     background = ~(masks_np.astype(np.float32) >= 0.5)                                 # [N,H,W] bool
     centres = cell_centres(bbox_min, bbox_max, resolution)                             # [R^3,3]
     corners = _lattice(bbox_min, bbox_max, resolution + 1, 0.0) if use_corners else None  # [(R+1)^3,3]

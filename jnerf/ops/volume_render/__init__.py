@@ -6,20 +6,15 @@ The public functions choose the implementation at call time: the CUDA kernels of
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
+from jnerf.ops import cuda_kernel
+
 from .reference import accumulate_reference, ray_indices_from_packed_info, render_weights_reference
 
 __all__ = ["render_weights", "accumulate"]
 
 
 def _cuda_impl(name):
-    """The CUDA kernel wrapper ``name`` when running on the GPU and it exists, else None."""
-    if not jt.flags.use_cuda:
-        return None
-    try:
-        from . import volume_render as cuda_module
-    except ImportError:
-        return None
-    return getattr(cuda_module, name, None)
+    return cuda_kernel("jnerf.ops.volume_render.volume_render", name)
 
 
 def render_weights(alpha, packed_info, ray_indices=None):
