@@ -142,7 +142,7 @@ class NeuSRunner:
             np.random.set_state(state["rng"])
         jt.set_global_seed(self.cfg.seed + self.step)
         self.model.update_step(self.step)
-        logger.info("resumed at step %d", self.step)
+        logger.info("restored the state of step %d", self.step)
 
     def save(self):
         path = save_checkpoint(self.ckpt_dir, self.step, self._state(), keep_last=self.cfg.train.keep_checkpoints)
