@@ -21,6 +21,8 @@ def base(tmp_path):
     write(tmp_path, "base.py", """
         import numpy as np
         exp_name = 'base'
+        device = 'auto'
+        on_cpu = None
         bbox = np.array([-1.0, -1.0, -1.0])
         model = dict(type='Net', width=64, encoding=dict(levels=16, table=19))
         lr = 1e-2
@@ -95,11 +97,36 @@ def test_saved_config_reloads_identically(base, tmp_path):
 def test_shipped_configs_load_and_build_their_components(name):
     """Every shipped config resolves, and its component dicts name registered types with valid arguments."""
     import jnerf.models  # noqa: F401
+    from jnerf.runner import load_run_config
     from jnerf.utils.registry import ENCODERS, LOSSES, NETWORKS, SAMPLERS, _check_kwargs
-    cfg = load_config(os.path.join(CONFIGS, name))
+    for device in ("cuda", "cpu"):  # with and without the config's on_cpu settings
+        cfg = load_run_config(os.path.join(CONFIGS, name), device=device)
+        _check_components(cfg, ENCODERS, LOSSES, NETWORKS, SAMPLERS, _check_kwargs)
+
+
+def _check_components(cfg, ENCODERS, LOSSES, NETWORKS, SAMPLERS, _check_kwargs):
     checks = [(cfg.model, NETWORKS), (cfg.model.sdf_network, NETWORKS), (cfg.model.color_network, NETWORKS),
               (cfg.model.variance_network, NETWORKS), (cfg.model.sdf_network.encoding, ENCODERS),
               (cfg.occupancy, SAMPLERS), (cfg.renderer, SAMPLERS), (cfg.loss, LOSSES)]
     for sub, registry in checks:
         args = {k: v for k, v in sub.items() if k != "type"}
         _check_kwargs(registry.get(sub.type), args)
+
+
+def test_on_cpu_settings_apply_only_on_the_cpu_and_command_line_wins(base):
+    from jnerf.runner import load_run_config
+    path = write(base, "gpu_sized.py", """
+        _base_ = 'base.py'
+        on_cpu = dict(model=dict(width=16), lr=0.5)
+    """)
+    assert load_run_config(path, device="cuda").model.width == 64
+    cpu = load_run_config(path, device="cpu")
+    assert cpu.model.width == 16 and cpu.lr == 0.5 and cpu.model.encoding.levels == 16
+    assert load_run_config(path, ["model.width=8"], device="cpu").model.width == 8
+    typo = write(base, "typo_cpu.py", """
+        _base_ = 'base.py'
+        on_cpu = dict(model=dict(widht=16))
+    """)
+    load_run_config(typo, device="cuda")  # not applied, not checked
+    with pytest.raises(ConfigKeyError, match="on_cpu.model.widht"):
+        load_run_config(typo, device="cpu")

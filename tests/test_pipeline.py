@@ -5,8 +5,8 @@ import os
 import numpy as np
 import trimesh
 
-from jnerf.utils.config import load_config
-from jnerf.runner import build_runner
+
+from jnerf.runner import build_runner, load_run_config
 from jnerf.runner.checkpoint import latest_checkpoint, list_checkpoints
 from jnerf.utils.mesh_eval import evaluate_mesh
 
@@ -16,7 +16,7 @@ GT = os.path.join(ROOT, "data", "bunny", "gt_mesh.ply")
 
 
 def tiny_cfg(tmp_path, *opts):
-    return load_config(TINY, [f"log_dir={str(tmp_path)!r}", f"dataset.root={os.path.join(ROOT, 'data', 'bunny')!r}",
+    return load_run_config(TINY, [f"log_dir={str(tmp_path)!r}", f"dataset.root={os.path.join(ROOT, 'data', 'bunny')!r}",
                               *opts])
 
 

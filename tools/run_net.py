@@ -34,12 +34,12 @@ def main(argv=None):
         print(f"error: config file not found: {args.config_file}", file=sys.stderr)
         return 2
     import jnerf  # noqa: F401  (prepares Jittor before anything imports it)
-    from jnerf.utils.config import init_cfg, ConfigKeyError
-    from jnerf.runner import build_runner
+    from jnerf.utils.config import ConfigKeyError
+    from jnerf.utils.logger import get_logger
+    from jnerf.runner import build_runner, load_run_config
+    get_logger()
     try:
-        cfg = init_cfg(args.config_file, args.opts)
-        if args.device:
-            cfg.device = args.device
+        cfg = load_run_config(args.config_file, args.opts, device=args.device)
         runner = build_runner(cfg, task=args.task, resume=args.resume, ckpt=args.ckpt)
     except (ConfigKeyError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -18,7 +18,8 @@ import types
 
 from .registry import ConfigKeyError, closest
 
-__all__ = ["Config", "load_config", "init_cfg", "get_cfg", "save_cfg", "parse_overrides", "ConfigKeyError"]
+__all__ = ["Config", "load_config", "init_cfg", "get_cfg", "save_cfg", "parse_overrides", "apply_overrides",
+           "merge_into", "ConfigKeyError"]
 
 BASE_KEY = "_base_"
 REPLACE_KEY = "_replace_"
@@ -177,6 +178,14 @@ def apply_overrides(cfg, opts):
                 node[key] = value
             else:
                 node = node[key]
+    return cfg
+
+
+def merge_into(cfg, overrides, name="overrides"):
+    """Deep-merge the dict ``overrides`` into ``cfg`` in place; every key must already exist (typo guard)."""
+    merged = _merge(cfg.to_dict(), dict(overrides), name, allow_new=set())
+    for key, value in merged.items():
+        cfg[key] = value
     return cfg
 
 

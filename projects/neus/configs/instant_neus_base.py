@@ -7,6 +7,7 @@ exp_name = 'instant_neus'          # outputs go to <log_dir>/<exp_name>/
 log_dir = 'logs'
 seed = 0
 device = 'auto'                    # 'auto' (CUDA when usable), 'cpu' or 'cuda'
+on_cpu = None                      # dict of overrides merged in when the run ends up on the CPU (before --opts)
 fp16 = False                       # fp16 MLPs/hash tables on CUDA cards >= sm_70 (fp32 accumulation)
 
 # ------------------------------------------------------------------------------------------------- scene
