@@ -139,12 +139,9 @@ _LAUNCH = """
 """
 
 
-def _forward_op(x, w16, b32, spec, save):
-    """x [N, in_dim] float32 -> y [N, out_dim] float32 (and hidden [L-1, N, W] float16 when save)."""
-    n, L, W = x.shape[0], spec.n_layers, spec.width
-    kern = (f"jnerf_ffmlp::ffmlp_forward<{_tmpl(spec)}, {HIDDEN_ACT_IDS[spec.act]}, "
-            f"{OUTPUT_ACT_IDS[spec.out_act]}, {'true' if save else 'false'}>")
-    src = f"""
+def _launch_src(spec, kern, name, args):
+    """cuda_src launching ``kern(args)`` over blocks of spec.rows rows with its dynamic shared memory (set once)."""
+    return f"""
     const int n = in0_shape0;
     if (n > 0) {{
         using C = jnerf_ffmlp::Cfg<{_tmpl(spec)}>;
@@ -155,12 +152,22 @@ def _forward_op(x, w16, b32, spec, save):
             attr_set = true;
         }}
         kern<<<(n + {spec.rows} - 1) / {spec.rows}, C::THREADS, C::SMEM>>>(
-            in0_p, n, (int)in0_shape1, (int)data["n_layers"], reinterpret_cast<const __half*>(in1_p), in2_p,
-            (float)data["beta"], out0_p, (int)out0_shape1,
-            {"reinterpret_cast<__half*>(out1_p)" if save else "nullptr"});
-        {_LAUNCH.format(name="forward")}
+            {args});
+        {_LAUNCH.format(name=name)}
     }}
     """
+
+
+def _forward_op(x, w16, b32, spec, save):
+    """x [N, in_dim] float32 -> y [N, out_dim] float32 (and hidden [L-1, N, W] float16 when save)."""
+    n, L, W = x.shape[0], spec.n_layers, spec.width
+    kern = (f"jnerf_ffmlp::ffmlp_forward<{_tmpl(spec)}, {HIDDEN_ACT_IDS[spec.act]}, "
+            f"{OUTPUT_ACT_IDS[spec.out_act]}, {'true' if save else 'false'}>")
+    hidden_out = "reinterpret_cast<__half*>(out1_p)" if save else "nullptr"
+    src = _launch_src(spec, kern, "forward",
+                      'in0_p, n, (int)in0_shape1, (int)data["n_layers"], reinterpret_cast<const __half*>(in1_p), '
+                      'in2_p,\n            (float)data["beta"], out0_p, (int)out0_shape1,\n'
+                      f'            {hidden_out}')
     data = {"n_layers": float(L), "beta": spec.beta}
     with kernel_scope():
         if not save:
@@ -176,23 +183,10 @@ def _backward_op(dz_out, scale, w16, hidden, spec, in_dim):
     """dz_out [N, out_dim] float32, scale [1] float32 -> dx [N, in_dim] float32, dz_hid [L-1, N, W] float16 (scaled)."""
     n, L, W = dz_out.shape[0], spec.n_layers, spec.width
     kern = f"jnerf_ffmlp::ffmlp_backward<{_tmpl(spec)}, {HIDDEN_ACT_IDS[spec.act]}>"
-    src = f"""
-    const int n = in0_shape0;
-    if (n > 0) {{
-        using C = jnerf_ffmlp::Cfg<{_tmpl(spec)}>;
-        auto kern = {kern};
-        static bool attr_set = false;
-        if (!attr_set) {{
-            cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM);
-            attr_set = true;
-        }}
-        kern<<<(n + {spec.rows} - 1) / {spec.rows}, C::THREADS, C::SMEM>>>(
-            in0_p, in1_p, n, (int)out0_shape1, (int)in0_shape1, (int)data["n_layers"],
-            reinterpret_cast<const __half*>(in2_p), reinterpret_cast<const __half*>(in3_p), (float)data["beta"],
-            reinterpret_cast<__half*>(out1_p), out0_p);
-        {_LAUNCH.format(name="backward")}
-    }}
-    """
+    src = _launch_src(spec, kern, "backward",
+                      'in0_p, in1_p, n, (int)out0_shape1, (int)in0_shape1, (int)data["n_layers"],\n'
+                      '            reinterpret_cast<const __half*>(in2_p), reinterpret_cast<const __half*>(in3_p), '
+                      '(float)data["beta"],\n            reinterpret_cast<__half*>(out1_p), out0_p')
     data = {"n_layers": float(L), "beta": spec.beta}
     hid_shape = (max(L - 1, 1), n if L > 1 else 1, W)
     with kernel_scope():
