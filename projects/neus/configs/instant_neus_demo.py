@@ -20,7 +20,7 @@ on_cpu = dict(
         encoding=dict(n_levels=8, log2_hashmap_size=15, base_resolution=16, finest_resolution=256),
         feature_dim=8, warmup_steps=100, level_steps=50)),
     occupancy=dict(resolution=48),
-    occupancy_schedule=dict(prune_start=200, prune_every=200),
+    occupancy_schedule=dict(prune_start=100, prune_every=100),
     renderer=dict(step_size=2.0 / 128, max_steps=256, anneal_end=200),
     loss=dict(curvature_warmup_steps=100, curvature_level_steps=50, curvature_decay=1.44, curvature_decay_levels=3),
     scheduler=dict(total_steps=400, warmup_steps=50),
