@@ -12,7 +12,7 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is impo
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope
-from .reference import _check_rays, as_box, check_hull_inputs
+from .reference import as_box, check_hull_inputs, check_march_inputs
 
 __all__ = ["ray_march_cuda", "carve_visual_hull_cuda", "max_weight_update_cuda"]
 
@@ -84,14 +84,7 @@ def ray_march_cuda(rays_o, rays_d, occupied, bbox_min, bbox_max, resolution, ste
     """Fixed-step samples inside occupied cells: rays_o, rays_d [R,3] f32, occupied [G^3] bool|uint8,
     jitter [R] f32 in [0,1) or None (0.5) -> (ray_indices [S] i32, t_starts [S] f32, t_ends [S] f32,
     packed_info [R,2] i32). Same samples as ``reference.ray_march_reference``. No gradients."""
-    _check_rays(rays_o, rays_d)
-    n_rays = rays_o.shape[0]
-    if step_size <= 0 or max_steps < 1:
-        raise ValueError(f"step_size must be > 0 and max_steps >= 1, got {step_size} and {max_steps}")
-    if occupied.ndim != 1 or occupied.shape[0] != resolution ** 3:
-        raise ValueError(f"occupied: expected shape [{resolution ** 3}] (resolution^3), got {list(occupied.shape)}")
-    if jitter is not None and tuple(jitter.shape) != (n_rays,):
-        raise ValueError(f"jitter: expected shape [{n_rays}] or None, got {list(jitter.shape)}")
+    n_rays = check_march_inputs(rays_o, rays_d, occupied, resolution, step_size, max_steps, jitter)
     empty_f = jt.zeros((0,), dtype=jt.float32)
     if n_rays == 0:
         return jt.zeros((0,), dtype=jt.int32), empty_f, empty_f.clone(), jt.zeros((0, 2), dtype=jt.int32)

@@ -73,6 +73,19 @@ def cell_centres(bbox_min, bbox_max, resolution):
     return _lattice(bbox_min, bbox_max, resolution, 0.5)
 
 
+def check_march_inputs(rays_o, rays_d, occupied, resolution, step_size, max_steps, jitter):
+    """Validate ray-marching arguments (shared with the CUDA wrapper); returns the number of rays."""
+    _check_rays(rays_o, rays_d)
+    n_rays = rays_o.shape[0]
+    if step_size <= 0 or max_steps < 1:
+        raise ValueError(f"step_size must be > 0 and max_steps >= 1, got {step_size} and {max_steps}")
+    if occupied.ndim != 1 or occupied.shape[0] != resolution ** 3:
+        raise ValueError(f"occupied: expected shape [{resolution ** 3}] (resolution^3), got {list(occupied.shape)}")
+    if jitter is not None and tuple(jitter.shape) != (n_rays,):
+        raise ValueError(f"jitter: expected shape [{n_rays}] or None, got {list(jitter.shape)}")
+    return n_rays
+
+
 def ray_march_reference(rays_o, rays_d, occupied, bbox_min, bbox_max, resolution, step_size, max_steps,
                         jitter=None, near_min=0.0):
     """Fixed-step marching through occupied cells -> (ray_indices [S] int32, t_starts [S], t_ends [S],
@@ -82,16 +95,9 @@ def ray_march_reference(rays_o, rays_d, occupied, bbox_min, bbox_max, resolution
     [t - step/2, t + step/2] is clipped to [t_near, t_far] and kept when the cell holding its midpoint is occupied.
     ``jitter`` [R] in [0,1) or None (0.5: cell-centred steps). No gradients.
     """
-    _check_rays(rays_o, rays_d)
-    n_rays = rays_o.shape[0]
-    if step_size <= 0 or max_steps < 1:
-        raise ValueError(f"step_size must be > 0 and max_steps >= 1, got {step_size} and {max_steps}")
-    if occupied.ndim != 1 or occupied.shape[0] != resolution ** 3:
-        raise ValueError(f"occupied: expected shape [{resolution ** 3}] (resolution^3), got {list(occupied.shape)}")
+    n_rays = check_march_inputs(rays_o, rays_d, occupied, resolution, step_size, max_steps, jitter)
     if jitter is None:
         jitter = jt.full((n_rays,), 0.5)
-    elif tuple(jitter.shape) != (n_rays,):
-        raise ValueError(f"jitter: expected shape [{n_rays}] or None, got {list(jitter.shape)}")
     empty = jt.zeros((0,), dtype=jt.float32)
     if n_rays == 0:
         return jt.zeros((0,), dtype=jt.int32), empty, empty.clone(), jt.zeros((0, 2), dtype=jt.int32)
