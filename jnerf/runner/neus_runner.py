@@ -25,6 +25,13 @@ def _np(var):
     return var.numpy() if isinstance(var, jt.Var) else np.asarray(var)
 
 
+def _window_mean(values):
+    """Mean of per-step scalars (numbers or Vars); Vars are fetched in one transfer, not one sync per step."""
+    if isinstance(values[0], jt.Var):
+        return float(jt.concat([v.reshape((1,)) for v in values]).numpy().mean())
+    return float(np.mean(values))
+
+
 class NeuSRunner:
     """``task`` in {'train','mesh','render','eval'}; ``resume`` continues from the latest checkpoint;
     ``ckpt`` names a checkpoint for the other tasks (default: the latest)."""
@@ -219,8 +226,7 @@ class NeuSRunner:
 
     def _log(self, window, bar, seconds):
         # Reading losses forces a sync; doing it once per interval keeps the GPU pipeline full in between.
-        means = {k: float(np.mean([_np(v).item() if isinstance(v, jt.Var) else v for v in vs]))
-                 for k, vs in window.items()}
+        means = {k: _window_mean(vs) for k, vs in window.items()}
         if "total" not in means:
             logger.warning("step %d: no ray met an occupied cell in the last %d steps", self.step, len(window))
             return

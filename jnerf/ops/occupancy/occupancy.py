@@ -12,7 +12,7 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is impo
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope
-from .reference import as_box, check_hull_inputs, check_march_inputs
+from .reference import as_box, check_hull_inputs, check_march_inputs, check_weight_update_inputs
 
 __all__ = ["ray_march_cuda", "carve_visual_hull_cuda", "max_weight_update_cuda"]
 
@@ -147,10 +147,7 @@ def carve_visual_hull_cuda(intrinsics, c2w, masks, bbox_min, bbox_max, resolutio
 
 def max_weight_update_cuda(max_weight, points, weights, bbox_min, bbox_max, resolution):
     """max_weight [G^3] f32 raised to the weights [S] of samples at points [S,3] (cell max) -> new [G^3] f32."""
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"points: expected shape [S,3], got {list(points.shape)}")
-    if weights.ndim != 1 or weights.shape[0] != points.shape[0]:
-        raise ValueError(f"weights: expected shape [{points.shape[0]}] (one per point), got {list(weights.shape)}")
+    check_weight_update_inputs(points, weights)
     if points.shape[0] == 0:
         return max_weight
     with kernel_scope():

@@ -205,15 +205,20 @@ def _all_corners(vertex_flags):
     return out
 
 
+def check_weight_update_inputs(points, weights):
+    """Validate (points [S,3], weights [S]) for the max-weight update (shared with the CUDA wrapper)."""
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points: expected shape [S,3], got {list(points.shape)}")
+    if weights.ndim != 1 or weights.shape[0] != points.shape[0]:
+        raise ValueError(f"weights: expected shape [{points.shape[0]}] (one per point), got {list(weights.shape)}")
+
+
 def max_weight_update_reference(max_weight, points, weights, bbox_min, bbox_max, resolution):
     """Running max: max_weight [R^3] float32 updated with the rendering weights [S] of the samples at points [S,3].
 
     Returns the new max_weight (no gradients flow).
     """
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"points: expected shape [S,3], got {list(points.shape)}")
-    if weights.ndim != 1 or weights.shape[0] != points.shape[0]:
-        raise ValueError(f"weights: expected shape [{points.shape[0]}] (one per point), got {list(weights.shape)}")
+    check_weight_update_inputs(points, weights)
     if points.shape[0] == 0:
         return max_weight
     with jt.no_grad():
