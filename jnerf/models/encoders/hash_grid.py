@@ -12,6 +12,7 @@ import jittor as jt
 from jittor import nn
 
 from jnerf.ops.hashgrid import hash_encode, level_resolutions
+from jnerf.utils.checks import require_int
 from jnerf.utils.registry import ENCODERS
 
 __all__ = ["HashGridEncoder", "level_scales", "growth_factor"]
@@ -39,12 +40,6 @@ def level_scales(n_levels, base_resolution, per_level_scale):
     return (base_resolution * per_level_scale ** np.arange(n_levels, dtype=np.float64) - 1).astype(np.float32)
 
 
-def _require_int(name, value, minimum):
-    if int(value) != value or value < minimum:
-        raise ValueError(f"HashGridEncoder: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 @ENCODERS.register_module()
 class HashGridEncoder(nn.Module):
     """x [N,3] in [0,1]^3 -> [N, n_levels*n_features_per_level] float32, level-major.
@@ -56,9 +51,10 @@ class HashGridEncoder(nn.Module):
     def __init__(self, n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=32,
                  finest_resolution=2048, per_level_scale=None, start_level=4, dtype="float32"):
         super().__init__()
-        self.n_levels = _require_int("n_levels", n_levels, 1)
-        self.n_features_per_level = _require_int("n_features_per_level", n_features_per_level, 1)
-        self.log2_hashmap_size = _require_int("log2_hashmap_size", log2_hashmap_size, 1)
+        self.n_levels = require_int("HashGridEncoder", "n_levels", n_levels, 1)
+        self.n_features_per_level = require_int("HashGridEncoder", "n_features_per_level",
+                                                n_features_per_level, 1)
+        self.log2_hashmap_size = require_int("HashGridEncoder", "log2_hashmap_size", log2_hashmap_size, 1)
         if not base_resolution > 1:
             raise ValueError(f"HashGridEncoder: base_resolution must be > 1, got {base_resolution}")
         if dtype not in _TABLE_DTYPES:
@@ -83,7 +79,7 @@ class HashGridEncoder(nn.Module):
         return self._n_active
 
     def set_active_levels(self, n):
-        self._n_active = _require_int("active levels", n, 1)
+        self._n_active = require_int("HashGridEncoder", "active levels", n, 1)
         if self._n_active > self.n_levels:
             raise ValueError(f"HashGridEncoder: active levels must be <= n_levels ({self.n_levels}), got {n}")
 

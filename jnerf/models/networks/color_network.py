@@ -7,6 +7,7 @@ import jittor as jt
 from jittor import nn
 
 from jnerf.models.encoders.sh import SHEncoder
+from jnerf.utils.checks import require_int
 from jnerf.utils.registry import NETWORKS, build_from_cfg
 
 __all__ = ["ColorNetwork"]
@@ -26,9 +27,7 @@ class ColorNetwork(nn.Module):
     def __init__(self, feature_dim, hidden_dim=64, n_hidden_layers=2, sh_degree=4, use_normal=True,
                  activation="sigmoid", out_dim=3, mlp_type="MLP"):
         super().__init__()
-        if int(feature_dim) != feature_dim or feature_dim < 1:
-            raise ValueError(f"ColorNetwork: feature_dim must be an integer >= 1, got {feature_dim!r}")
-        self.feature_dim = int(feature_dim)
+        self.feature_dim = require_int("ColorNetwork", "feature_dim", feature_dim, 1)
         self.use_normal = bool(use_normal)
         self.dir_encoding = SHEncoder(sh_degree)
         in_dim = self.feature_dim + self.dir_encoding.out_dim + (3 if self.use_normal else 0)

@@ -8,6 +8,7 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 
+from jnerf.utils.checks import require_int
 from jnerf.utils.registry import NETWORKS
 
 __all__ = ["MLP", "softplus", "HIDDEN_ACTIVATIONS", "OUTPUT_ACTIVATIONS"]
@@ -26,12 +27,6 @@ def _check_choice(name, value, choices):
         raise ValueError(f"MLP: {name} must be one of {choices}, got {value!r}")
 
 
-def _check_dim(name, value, minimum):
-    if int(value) != value or value < minimum:
-        raise ValueError(f"MLP: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 @NETWORKS.register_module()
 class MLP(nn.Module):
     """[N, in_dim] -> [N, out_dim]: n_hidden_layers hidden layers of hidden_dim units, then a linear output layer."""
@@ -43,10 +38,10 @@ class MLP(nn.Module):
         _check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
         if not softplus_beta > 0:
             raise ValueError(f"MLP: softplus_beta must be > 0, got {softplus_beta}")
-        self.in_dim = _check_dim("in_dim", in_dim, 1)
-        self.out_dim = _check_dim("out_dim", out_dim, 1)
-        self.hidden_dim = _check_dim("hidden_dim", hidden_dim, 1)
-        self.n_hidden_layers = _check_dim("n_hidden_layers", n_hidden_layers, 0)
+        self.in_dim = require_int("MLP", "in_dim", in_dim, 1)
+        self.out_dim = require_int("MLP", "out_dim", out_dim, 1)
+        self.hidden_dim = require_int("MLP", "hidden_dim", hidden_dim, 1)
+        self.n_hidden_layers = require_int("MLP", "n_hidden_layers", n_hidden_layers, 0)
         self.activation = activation
         self.softplus_beta = float(softplus_beta)
         self.output_activation_name = output_activation

@@ -14,6 +14,7 @@ import jittor as jt
 from jittor import nn
 
 from jnerf.models.networks.build import build_module
+from jnerf.utils.checks import require_int
 from jnerf.utils.registry import ENCODERS, NETWORKS, build_from_cfg
 
 __all__ = ["SDFNetwork", "init_sphere_sdf", "spread_directions"]
@@ -113,8 +114,7 @@ class SDFNetwork(nn.Module):
         super().__init__()
         if grad_mode not in GRAD_MODES:
             raise ValueError(f"SDFNetwork: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
-        if int(feature_dim) != feature_dim or feature_dim < 1:
-            raise ValueError(f"SDFNetwork: feature_dim must be an integer >= 1, got {feature_dim!r}")
+        require_int("SDFNetwork", "feature_dim", feature_dim, 1)
         if warmup_steps < 0 or level_steps < 1:
             raise ValueError(f"SDFNetwork: need warmup_steps >= 0 and level_steps >= 1, got {warmup_steps} "
                              f"and {level_steps}")
