@@ -60,3 +60,19 @@ def test_resume_continues_at_the_saved_step(tmp_path):
     np.testing.assert_array_equal(second.grid.occupied.numpy(), first.grid.occupied.numpy())
     second.step_until(30)
     assert second.step == 30 and os.path.basename(latest_checkpoint(second.ckpt_dir)) == "ckpt_00000030.pkl"
+
+
+def test_training_keeps_its_mesh_when_the_evaluator_cannot_import(tmp_path, monkeypatch):
+    """A broken scipy (e.g. built for another numpy) must not turn a finished run into a failure."""
+    import jnerf.utils.mesh_eval as mesh_eval
+
+    def broken(*args, **kwargs):
+        raise ImportError("numpy.core.multiarray failed to import")
+    monkeypatch.setattr(mesh_eval, "evaluate_mesh", broken)
+    runner = build_runner(tiny_cfg(tmp_path, "train.total_steps=2", "train.val_every=0", "train.save_every=0",
+                                   "mesh.resolution=32"))
+    runner.train()
+    assert os.path.isfile(runner.last_mesh) and runner.step == 2
+    assert not [f for f in os.listdir(runner.exp_dir) if f.startswith("eval_")]
+    with open(os.path.join(runner.exp_dir, "train.log")) as f:
+        assert "evaluation skipped (numpy.core.multiarray failed to import)" in f.read()

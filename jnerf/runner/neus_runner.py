@@ -32,6 +32,12 @@ def _window_mean(values):
     return float(np.mean(values))
 
 
+def _mlp_path(mlp):
+    """What an MLP runs on, for the start-up log: the fused fp16 kernel or Jittor's fp32 layers."""
+    use_fused = getattr(mlp, "use_fused", None)
+    return "fused fp16 kernel" if use_fused is not None and use_fused() else f"{type(mlp).__name__} (fp32 layers)"
+
+
 class NeuSRunner:
     """``task`` in {'train','mesh','render','eval'}; ``resume`` continues from the latest checkpoint;
     ``ckpt`` names a checkpoint for the other tasks (default: the latest)."""
@@ -50,6 +56,10 @@ class NeuSRunner:
         state = self._initial_state(task, resume, ckpt)
         self._set_bbox(state)
         self.model = build_from_cfg(cfg.model, NETWORKS)
+        logger.info("kernels: %s; SDF MLP: %s; colour MLP: %s",
+                    "CUDA (hash grid, ray marching, compositing, occupancy)" if jt.flags.use_cuda
+                    else "CPU references (Jittor ops)",
+                    _mlp_path(self.model.sdf_network.mlp), _mlp_path(self.model.color_network.mlp))
         self.grid = build_from_cfg(cfg.occupancy, SAMPLERS, bbox_min=self.bbox_min, bbox_max=self.bbox_max)
         self.renderer = build_from_cfg(cfg.renderer, SAMPLERS, model=self.model, occupancy_grid=self.grid)
         self.loss_fn = build_from_cfg(cfg.loss, LOSSES)
@@ -166,7 +176,12 @@ class NeuSRunner:
             return
         self.mesh()
         if self.cfg.eval.after_training and self._gt_mesh_path():
-            self.eval()
+            try:
+                self.eval()
+            except ImportError as err:  # the evaluator's scipy missing or built for another numpy
+                logger.warning("evaluation skipped (%s); the mesh is written: score it where scipy imports with "
+                               "python tools/eval_mesh.py %s %s --scene %s", err, self.last_mesh,
+                               self._gt_mesh_path(), self.dataset.root)
 
     def step_until(self, last_step):
         """Run training steps (with logging, validation, pruning, checkpoints) until ``last_step``; Ctrl-C stops

@@ -45,11 +45,11 @@ model = dict(
         sphere_init_radius=0.5,    # initial surface: sphere of this radius around the box centre
         warmup_steps=1000,         # keep start_level levels until then ...
         level_steps=500,           # ... then switch on one more level every level_steps
+        mlp_type='MLP',            # fp32: the fused fp16 MLP quantises the SDF below the finite-difference step
     ),
     color_network=dict(type='ColorNetwork', hidden_dim=64, n_hidden_layers=2, sh_degree=4,
                        use_normal=True, activation='sigmoid',
-                       # fp16 tensor-core MLP on CUDA >= sm_75, the same nn.Linear maths elsewhere. The SDF
-                       # network stays on 'MLP': fp16 quantises the SDF below the finite-difference step.
+                       # fp16 tensor-core MLP on CUDA >= sm_75, the same nn.Linear maths elsewhere
                        mlp_type='FullyFusedMLP'),
     variance_network=dict(type='VarianceNetwork', init_val=0.3),  # inv_s = exp(10 * init_val) at start
 )
