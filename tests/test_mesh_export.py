@@ -72,6 +72,33 @@ def test_world_units_colours_and_floater_removal(tmp_path):
         mesh_utils.save_mesh(str(tmp_path / "m.stl"), world, kept_f)
 
 
+def test_components_match_trimesh_split_and_obj_round_trips(tmp_path):
+    """The numpy union-find labels components as trimesh's graph split does, on many small parts with shuffled
+    vertex order (long hook chains), and the OBJ writer round-trips positions, faces and colours."""
+    rng = np.random.default_rng(1)
+    parts = [trimesh.creation.icosphere(subdivisions=int(rng.integers(0, 3)), radius=0.1) for _ in range(40)]
+    parts = [trimesh.Trimesh(p.vertices + rng.normal(size=3) * 3, p.faces) for p in parts]
+    merged = trimesh.util.concatenate(parts)
+    perm = rng.permutation(len(merged.vertices))            # vertex i of the merged mesh -> perm[i]
+    verts = np.empty_like(merged.vertices)
+    verts[perm] = merged.vertices
+    faces = perm[merged.faces]
+    labels = mesh_utils.connected_components(len(verts), faces)
+    face_labels = labels[faces]
+    assert (face_labels == face_labels[:, :1]).all()        # a face lies in one component
+    sizes = sorted(np.unique(face_labels[:, 0], return_counts=True)[1])
+    reference = sorted(len(p.faces) for p in trimesh.Trimesh(verts, faces, process=False).split(only_watertight=False))
+    assert sizes == reference and len(sizes) == 40
+
+    kept_v, kept_f = mesh_utils.keep_large_components(verts, faces, min_fraction=0.03, largest_only=False)
+    assert len(kept_f) == sum(s for s in reference if s >= 0.03 * len(faces)) and kept_f.max() == len(kept_v) - 1
+    colors = rng.random((len(kept_v), 3))
+    back = trimesh.load(mesh_utils.save_mesh(str(tmp_path / "m.obj"), kept_v, kept_f, colors), process=False)
+    np.testing.assert_allclose(back.vertices, kept_v, atol=1e-5)
+    np.testing.assert_array_equal(back.faces, kept_f)
+    np.testing.assert_allclose(np.asarray(back.visual.vertex_colors)[:, :3] / 255.0, colors, atol=1.5 / 255)
+
+
 def test_checkpoints_are_atomic_numbered_and_pruned(tmp_path):
     d = str(tmp_path / "ckpt")
     for step in (5, 100, 20, 1000):

@@ -88,35 +88,87 @@ def to_world(verts, scale_mat):
     return (verts @ scale_mat[:3, :3].T + scale_mat[:3, 3]).astype(np.float32)
 
 
+def connected_components(n_verts, faces):
+    """Component label [n_verts] int64 of each vertex (its smallest vertex index), faces [F,3] sharing vertices
+    joined. Vectorised union-find: hook each root under the smallest root it touches, then compress paths; a
+    few rounds for marching-cubes meshes. numpy only, so exporting a mesh needs neither scipy nor networkx."""
+    parent = np.arange(n_verts, dtype=np.int64)
+    faces = np.asarray(faces, np.int64)
+    u = np.concatenate([faces[:, 0], faces[:, 1]])
+    v = np.concatenate([faces[:, 1], faces[:, 2]])
+    while True:
+        ru, rv = parent[u], parent[v]
+        differ = ru != rv
+        if not differ.any():
+            return parent
+        lo, hi = np.minimum(ru[differ], rv[differ]), np.maximum(ru[differ], rv[differ])
+        np.minimum.at(parent, hi, lo)        # parent[i] <= i always: no cycles
+        while True:                          # path compression until every vertex points at its root
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+
+
 def keep_large_components(verts, faces, min_fraction=0.0, largest_only=True):
     """Drop floaters: keep the largest connected component (or every component with at least ``min_fraction``
-    of the faces). trimesh's component split (networkx) runs everywhere, also where pymeshlab is absent."""
-    import trimesh
-    mesh = trimesh.Trimesh(verts, faces, process=False)
-    parts = mesh.split(only_watertight=False)
-    if len(parts) <= 1:
+    of the faces); unused vertices are dropped and faces re-indexed."""
+    faces = np.asarray(faces, np.int64)
+    if len(faces) == 0:
         return verts, faces
-    sizes = np.array([len(p.faces) for p in parts])
-    if largest_only:
-        keep = [parts[int(np.argmax(sizes))]]
-    else:
-        keep = [p for p, s in zip(parts, sizes) if s >= min_fraction * sizes.sum()]
-    merged = trimesh.util.concatenate(keep)
-    logger.info("mesh clean-up: kept %d of %d components (%d of %d faces)", len(keep), len(parts),
-                len(merged.faces), len(faces))
-    return np.asarray(merged.vertices, np.float32), np.asarray(merged.faces, np.int64)
+    face_label = connected_components(len(verts), faces)[faces[:, 0]]
+    labels, counts = np.unique(face_label, return_counts=True)
+    if len(labels) <= 1:
+        return verts, faces
+    keep_labels = labels[[int(np.argmax(counts))]] if largest_only else labels[counts >= min_fraction * len(faces)]
+    kept_faces = faces[np.isin(face_label, keep_labels)]
+    used, new_faces = np.unique(kept_faces, return_inverse=True)
+    logger.info("mesh clean-up: kept %d of %d components (%d of %d faces)", len(keep_labels), len(labels),
+                len(kept_faces), len(faces))
+    return np.asarray(verts, np.float32)[used], new_faces.reshape(-1, 3).astype(np.int64)
+
+
+def _write_ply(f, verts, faces, rgb):
+    """Binary little-endian PLY: float xyz (+ uchar rgb) per vertex, uchar-count int-index faces."""
+    vertex_fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    if rgb is not None:
+        vertex_fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    header = ["ply", "format binary_little_endian 1.0", "comment written by jnerf", f"element vertex {len(verts)}"]
+    header += [f"property {'float' if t == '<f4' else 'uchar'} {name}" for name, t in vertex_fields]
+    header += [f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header"]
+    f.write(("\n".join(header) + "\n").encode("ascii"))
+    vertex = np.empty(len(verts), dtype=vertex_fields)
+    for i, axis in enumerate("xyz"):
+        vertex[axis] = verts[:, i]
+    if rgb is not None:
+        for i, channel in enumerate(("red", "green", "blue")):
+            vertex[channel] = rgb[:, i]
+    face = np.empty(len(faces), dtype=[("n", "u1"), ("index", "<i4", (3,))])
+    face["n"] = 3
+    face["index"] = faces
+    f.write(vertex.tobytes())
+    f.write(face.tobytes())
+
+
+def _write_obj(f, verts, faces, rgb):
+    """Text OBJ; colours as the common 'v x y z r g b' extension (floats in [0,1]) that MeshLab reads."""
+    cols = verts if rgb is None else np.concatenate([verts, rgb / 255.0], 1)
+    np.savetxt(f, cols, fmt="v" + " %.6f" * cols.shape[1])
+    np.savetxt(f, faces + 1, fmt="f %d %d %d")
 
 
 def save_mesh(path, verts, faces, colors=None):
-    """Write PLY or OBJ (by extension) atomically; ``colors`` [V,3] float in [0,1] become vertex colours."""
-    import trimesh
-    vc = None if colors is None else (np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8)
-    mesh = trimesh.Trimesh(verts, faces, vertex_colors=vc, process=False)
+    """Write PLY (binary) or OBJ (by extension) atomically; ``colors`` [V,3] float in [0,1] become vertex colours."""
+    writers = {".ply": _write_ply, ".obj": _write_obj}
     ext = os.path.splitext(path)[1].lower()
-    if ext not in (".ply", ".obj"):
+    if ext not in writers:
         raise ValueError(f"mesh format of {path} not supported: use .ply or .obj")
+    verts = np.asarray(verts, np.float32).reshape(-1, 3)
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    rgb = None if colors is None else (np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{ext}"
-    mesh.export(tmp)
+    with open(tmp, "wb") as f:
+        writers[ext](f, verts, faces, rgb)
     os.replace(tmp, path)
     return path

@@ -81,6 +81,17 @@ def voxel_downsample(points, voxel, rng):
     return np.sort(order[first])
 
 
+def missing_dependency():
+    """None when the evaluator's libraries (scipy's k-d tree, trimesh) import; else what went wrong, e.g. a scipy
+    built for numpy 2 next to the numpy 1.x that Jittor needs, which fails with AttributeError, not ImportError."""
+    try:
+        import scipy.spatial  # noqa: F401
+        import trimesh  # noqa: F401
+    except Exception as err:  # noqa: BLE001  (any failure of a broken build counts)
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
 def nearest_distances(query, target, max_dist):
     """Distance [Q] from each query point to its nearest target point, clamped at ``max_dist``."""
     if len(query) == 0:
