@@ -56,7 +56,7 @@ case "${1:-}" in
       -rs --durations=8 2>&1 | grep -v "^.\[38" | tee "$OUT/gpu_tests.txt" | tail -25
     timeout "$(left 150)" python bench/bench_fused_mlp.py --configs 0,2 --log2-batches 14,16,18,20,21 \
       --budget-s 130 --out "$OUT/fused_mlp.md" 2>&1 | grep -v "^.\[38" | tail -30
-    ttq_run fused_sdf 110 "model.sdf_network.mlp_type='FullyFusedMLP'"
+    ttq_run plain 110 "model.color_network.mlp_type='MLP'"
     ;;
   *) echo "usage: bash bench/gpu_e2e.sh train|tests" >&2; exit 2 ;;
 esac

@@ -50,8 +50,9 @@ def rel_err(a, b):
     return float(np.linalg.norm(a - b) / (np.linalg.norm(b) + 1e-30))
 
 
-def make_pair(in_dim, out_dim, width, n_hidden, act, out_act, bias, seed=0, fused="auto"):
-    """A plain MLP and a FullyFusedMLP holding the same (random) parameters."""
+def make_pair(in_dim, out_dim, width, n_hidden, act, out_act, bias, seed=0, fused="auto", min_fused_rows=0):
+    """A plain MLP and a FullyFusedMLP holding the same (random) parameters (fused at every batch size unless
+    ``min_fused_rows`` says otherwise)."""
     ref = MLP(in_dim, out_dim, width, n_hidden, activation=act, output_activation=out_act, bias=bias)
     rng = np.random.default_rng(seed)
     state = {k: (rng.standard_normal(v.shape) / np.sqrt(v.shape[-1] if len(v.shape) == 2 else width)).astype(
@@ -59,7 +60,7 @@ def make_pair(in_dim, out_dim, width, n_hidden, act, out_act, bias, seed=0, fuse
     # the same weights, so the comparison measures the fp16 activations/gradients, not the weight rounding
     ref.load_state_dict(state)
     fused_m = FullyFusedMLP(in_dim, out_dim, width, n_hidden, activation=act, output_activation=out_act, bias=bias,
-                            fused=fused)
+                            fused=fused, min_fused_rows=min_fused_rows)
     fused_m.load_state_dict(state)
     return ref, fused_m
 
@@ -231,6 +232,20 @@ def test_function_with_emulated_kernels(emulated_kernels, case, grad_mag):
     g = (grad_mag * rng.standard_normal((n, case[1]))).astype(np.float32)
     a, b = forward_and_grads(ref, x, g), forward_and_grads(fused_m, x, g)
     check_close(a, b, case[4], (case, grad_mag))
+
+
+def test_small_batches_take_the_plain_path_unless_fused_is_required(emulated_kernels):
+    ref, auto = make_pair(35, 3, 64, 2, "relu", "sigmoid", True, min_fused_rows=100)
+    _, required = make_pair(35, 3, 64, 2, "relu", "sigmoid", True, fused=True, min_fused_rows=100)
+    assert not auto.use_fused(99) and auto.use_fused(100) and auto.use_fused() and required.use_fused(1)
+    rng = np.random.default_rng(3)
+    small, large = (jt.array(rng.standard_normal((n, 35)).astype(np.float32)) for n in (50, 150))
+    np.testing.assert_array_equal(auto(small).numpy(), ref(small).numpy())     # exact fp32 layers
+    for model, x in ((auto, large), (required, small)):                         # emulated fp16 kernel
+        y, y_ref = model(x).numpy(), ref(x).numpy()
+        assert 0 < rel_err(y, y_ref) < RTOL_FWD
+    with pytest.raises(ValueError, match="min_fused_rows"):
+        FullyFusedMLP(8, 1, min_fused_rows=-1)
 
 
 def test_no_grad_inference_path(emulated_kernels):

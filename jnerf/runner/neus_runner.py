@@ -35,7 +35,11 @@ def _window_mean(values):
 def _mlp_path(mlp):
     """What an MLP runs on, for the start-up log: the fused fp16 kernel or Jittor's fp32 layers."""
     use_fused = getattr(mlp, "use_fused", None)
-    return "fused fp16 kernel" if use_fused is not None and use_fused() else f"{type(mlp).__name__} (fp32 layers)"
+    if use_fused is None or not use_fused():
+        return f"{type(mlp).__name__} (fp32 layers)"
+    if mlp.fused == "auto" and mlp.min_fused_rows > 0:
+        return f"fused fp16 kernel for batches of {mlp.min_fused_rows}+ rows, fp32 layers below"
+    return "fused fp16 kernel"
 
 
 class NeuSRunner:
@@ -67,6 +71,7 @@ class NeuSRunner:
         self.scheduler = build_from_cfg(cfg.scheduler, SCHEDULERS, optimizer=self.optimizer)
         self.step = 0
         self.train_seconds = 0.0
+        self.saved_step = None             # step of the last checkpoint written or loaded
         self.n_rays = cfg.train.n_rays
         if state is not None:
             self._load_state(state)
@@ -159,10 +164,12 @@ class NeuSRunner:
             np.random.set_state(state["rng"])
         jt.set_global_seed(self.cfg.seed + self.step)
         self.model.update_step(self.step)
+        self.saved_step = self.step
         logger.info("restored the state of step %d", self.step)
 
     def save(self):
         path = save_checkpoint(self.ckpt_dir, self.step, self._state(), keep_last=self.cfg.train.keep_checkpoints)
+        self.saved_step = self.step
         logger.info("checkpoint: %s", path)
         return path
 
@@ -170,7 +177,8 @@ class NeuSRunner:
     def train(self):
         """Train to train.total_steps, save, export the mesh and, when ground truth exists, evaluate it."""
         interrupted = self.step_until(self.cfg.train.total_steps)
-        self.save()
+        if self.saved_step != self.step:  # not already saved by the periodic save_every
+            self.save()
         if interrupted:
             logger.info("stopped at step %d; continue with --resume", self.step)
             return

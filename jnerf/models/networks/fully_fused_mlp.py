@@ -16,6 +16,7 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 
 from jnerf.models.networks.mlp import MLP
 from jnerf.ops.fused_mlp import fused_mlp, fused_mlp_available, make_spec, unsupported_reason
+from jnerf.utils.checks import require_int
 from jnerf.utils.registry import NETWORKS
 
 __all__ = ["FullyFusedMLP", "fused_mlp_available"]
@@ -25,18 +26,24 @@ FUSED_CHOICES = ("auto", True, False)
 
 @NETWORKS.register_module()
 class FullyFusedMLP(MLP):
-    """[N, in_dim] -> [N, out_dim] float32. ``fused``: 'auto' (fused kernel whenever available and supported),
-    True (required: raises on CUDA when the shape is unsupported or the card too old; CPU still falls back), False
-    (always the plain path)."""
+    """[N, in_dim] -> [N, out_dim] float32. ``fused``: 'auto' (fused kernel when available and supported, for
+    batches of at least ``min_fused_rows`` rows), True (required at any batch size: raises on CUDA when the shape is
+    unsupported or the card too old; CPU still falls back), False (always the plain path).
+
+    Why a batch threshold: on an H200 (bench/RESULTS.md) the fused kernel beats Jittor's fp32 layers from about 2^18
+    rows (training 1.07x, inference 2.1x) but not at 2^14-2^16, where Jittor's per-call overhead dominates and the
+    fused path launches more ops. The demo's post-decoded colour MLP sees ~8k rows per training step: there the
+    fused kernel made training 8% slower end to end, so small batches take the plain path."""
 
     def __init__(self, in_dim, out_dim, hidden_dim=64, n_hidden_layers=1, activation="relu", softplus_beta=100,
-                 output_activation="none", bias=True, fused="auto"):
+                 output_activation="none", bias=True, fused="auto", min_fused_rows=1 << 17):
         super().__init__(in_dim, out_dim, hidden_dim=hidden_dim, n_hidden_layers=n_hidden_layers,
                          activation=activation, softplus_beta=softplus_beta, output_activation=output_activation,
                          bias=bias)
         if fused not in FUSED_CHOICES:
             raise ValueError(f"FullyFusedMLP: fused must be one of {FUSED_CHOICES}, got {fused!r}")
         self.fused = fused
+        self.min_fused_rows = require_int("FullyFusedMLP", "min_fused_rows", min_fused_rows, 0)
         self.has_bias = bool(bias)
         n_layers = self.n_hidden_layers + 1
         self.unsupported = unsupported_reason(self.in_dim, self.out_dim, self.hidden_dim, n_layers,
@@ -47,9 +54,12 @@ class FullyFusedMLP(MLP):
             self.in_dim, self.out_dim, self.hidden_dim, n_layers, self.activation, self.output_activation_name,
             self.softplus_beta)
 
-    def use_fused(self):
-        """Whether execute() takes the fused kernel now (decided at call time)."""
+    def use_fused(self, n_rows=None):
+        """Whether execute() takes the fused kernel now (decided at call time), for a batch of ``n_rows`` rows
+        (None: for a batch large enough)."""
         if self.fused is False or self._spec is None:
+            return False
+        if self.fused == "auto" and n_rows is not None and n_rows < self.min_fused_rows:
             return False
         available = fused_mlp_available()
         if self.fused is True and not available:
@@ -59,7 +69,7 @@ class FullyFusedMLP(MLP):
         return available
 
     def execute(self, x):
-        if not self.use_fused():
+        if not self.use_fused(x.shape[0]):
             return super().execute(x)
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"FullyFusedMLP: input must have shape [N, {self.in_dim}], got {x.shape}")
