@@ -6,7 +6,7 @@ Config: 16 levels x 2 features x 2^19 table, base resolution 32, finest 2048 (th
 (8*L*F*sizeof(table)) for forward; backward adds dout read and the 8 atomic corner updates (fp32) instead of the
 output. Compare with the device-to-device copy bandwidth measured here (bytes read + written).
 
-    python bench/bench_hashgrid.py [--sizes 18,20,22] [--repeat 20] [--markdown]
+    python bench/bench_hashgrid.py [--sizes 18,20,22] [--repeat 20] [--no-cpu]   (--sizes '' on a CPU machine)
 """
 import argparse
 import datetime
@@ -14,9 +14,13 @@ import math
 import statistics
 import time
 
+import os
+import sys
+
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+import jnerf  # noqa: F401,E402  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 L, F, LOG2_T, BASE, FINEST = 16, 2, 19, 32, 2048
@@ -117,14 +121,14 @@ def main():
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--no-cpu", action="store_true")
     args = ap.parse_args()
-    name = device_name()
-    bw = copy_bandwidth()
-    print(f"hash encoding, {name}, {datetime.date.today()}, L={L} F={F} T=2^{LOG2_T}; "
-          f"device copy bandwidth {bw:.0f} GB/s (read+write)")
+    sizes = [int(s) for s in args.sizes.split(",") if s]   # --sizes '' : the CPU row alone
+    bw = copy_bandwidth() if sizes else float("nan")
+    print(f"hash encoding, {device_name() if sizes else 'CPU'}, {datetime.date.today()}, L={L} F={F} "
+          f"T=2^{LOG2_T}; device copy bandwidth {bw:.0f} GB/s (read+write)")
     print("| points | table | fwd ms | fwd Mpts/s | fwd eff. GB/s (% copy) | bwd ms | bwd Mpts/s | "
           "bwd eff. GB/s (% copy) |")
     print("|---|---|---|---|---|---|---|---|")
-    for log2_n in [int(s) for s in args.sizes.split(",")]:
+    for log2_n in sizes:
         for dtype in (np.float32, np.float16):
             t_f, t_b, b_f, b_b = bench_cuda(log2_n, dtype, args.repeat)
             n = 1 << log2_n

@@ -11,9 +11,13 @@ import argparse
 import datetime
 import math
 
+import os
+import sys
+
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+import jnerf  # noqa: F401,E402  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 from bench_hashgrid import device_name, timed
@@ -83,12 +87,12 @@ def main():
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--cpu-rays", type=int, default=12)
     args = ap.parse_args()
-    print(f"ray marching + compositing, {device_name()}, {datetime.date.today()}; grid {RES}^3 shell, "
+    print(f"ray marching + compositing, {device_name() if args.rays else 'CPU'}, {datetime.date.today()}; grid {RES}^3 shell, "
           f"step {STEP:.5f}, max {MAX_STEPS} steps")
     print("| impl | rays | samples | march ms | march Mrays/s | composite fwd ms | fwd Msamples/s | "
           "fwd+bwd ms | fwd+bwd Msamples/s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    cases = [(1, int(s)) for s in args.rays.split(",")] + [(0, args.cpu_rays)]
+    cases = [(1, int(s)) for s in args.rays.split(",") if s] + [(0, args.cpu_rays)]  # --rays '': CPU only
     for use_cuda, log2_r in cases:
         n_rays = 1 << log2_r
         s, t_m, t_f, t_fb = run_case(n_rays, use_cuda, args.repeat if use_cuda else 3)
