@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU sessions through the device tool (carry [".device"]), in two calls that each fit its 10-minute limit:
-#   bash bench/gpu_e2e.sh train   the README's main command unchanged (fused colour MLP on by default), then the demo
-#                                 with preview meshes every 500 steps with the colour MLP as plain fp32 layers and as
-#                                 the fused kernel, for iterations/s and time to quality
+#   bash bench/gpu_e2e.sh train   the README's main command unchanged, then the demo with preview meshes every 500
+#                                 steps with the colour MLP as plain fp32 layers and as the fused kernel at every
+#                                 batch size, for iterations/s and time to quality
 #   bash bench/gpu_e2e.sh tests   the CUDA-vs-CPU tests (kernels, fused MLP), the fused-MLP benchmark, and the demo
 #                                 with the fused kernel in the SDF network too
 # Preview meshes are scored with bench/time_to_quality.py on the device when its scipy imports, else packed into
@@ -45,7 +45,7 @@ case "${1:-}" in
     grep -E "$KEY_LINES" logs/bunny_demo/train.log | tail -8
     ls -la logs/bunny_demo
     ttq_run plain 105 "model.color_network.mlp_type='MLP'"
-    ttq_run fused 105
+    ttq_run fused 105 "model.color_network.mlp_type={'type': 'FullyFusedMLP', 'min_fused_rows': 0}"
     # The now-warm Jittor cache (core and every op compiled above): carried as .device/jittor-cache.tgz, it spares
     # the next fresh machine minutes of compiling.
     tar czf /tmp/jcache.tgz -C "$JITTOR_HOME" .cache && [ "$(stat -c %s /tmp/jcache.tgz)" -lt 16000000 ] \
@@ -56,7 +56,7 @@ case "${1:-}" in
       -rs --durations=8 2>&1 | grep -v "^.\[38" | tee "$OUT/gpu_tests.txt" | tail -25
     timeout "$(left 150)" python bench/bench_fused_mlp.py --configs 0,2 --log2-batches 14,16,18,20,21 \
       --budget-s 130 --out "$OUT/fused_mlp.md" 2>&1 | grep -v "^.\[38" | tail -30
-    ttq_run plain 110 "model.color_network.mlp_type='MLP'"
+    ttq_run fused_sdf 110 "model.sdf_network.mlp_type={'type': 'FullyFusedMLP', 'min_fused_rows': 0}"
     ;;
   *) echo "usage: bash bench/gpu_e2e.sh train|tests" >&2; exit 2 ;;
 esac

@@ -14,7 +14,7 @@ from jnerf.models.networks.sdf_network import SDFNetwork
 from jnerf.models.networks.color_network import ColorNetwork
 from jnerf.models.networks.variance_network import VarianceNetwork
 from jnerf.models.networks.instant_neus import InstantNeuS
-from jnerf.utils.registry import NETWORKS, build_from_cfg
+from jnerf.utils.registry import NETWORKS, ConfigKeyError, build_from_cfg
 
 BBOX_MIN, BBOX_MAX = [-1.0, -0.5, -1.0], [1.0, 1.0, 0.8]  # cube centre (0, 0.25, -0.1), half size 1
 CENTER, HALF = np.array([0.0, 0.25, -0.1]), 1.0
@@ -175,3 +175,19 @@ def test_instant_neus_builds_and_schedules():
             "color_network.mlp.linears.2.bias", "variance_network.variance"} <= keys
     with pytest.raises(ValueError, match="feature_dim"):
         InstantNeuS(model.sdf_network, ColorNetwork(feature_dim=4), VarianceNetwork())
+
+
+def test_mlp_type_takes_a_name_or_a_config_with_the_mlps_own_arguments():
+    from jnerf.models.networks.fully_fused_mlp import FullyFusedMLP
+    from jnerf.runner import load_run_config
+    import os
+    named = ColorNetwork(feature_dim=8, mlp_type="FullyFusedMLP")
+    assert isinstance(named.mlp, FullyFusedMLP) and named.mlp.min_fused_rows == 1 << 17
+    demo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "projects", "neus", "configs",
+                        "instant_neus_demo.py")
+    cfg = load_run_config(demo, ["model.color_network.mlp_type={'type': 'FullyFusedMLP', 'min_fused_rows': 0}"])
+    cfg.model.color_network.pop("type")
+    net = ColorNetwork(feature_dim=8, **cfg.model.color_network)
+    assert isinstance(net.mlp, FullyFusedMLP) and net.mlp.min_fused_rows == 0 and net.mlp.hidden_dim == 64
+    with pytest.raises(ConfigKeyError, match="Did you mean 'min_fused_rows'"):
+        ColorNetwork(feature_dim=8, mlp_type=dict(type="FullyFusedMLP", min_fused_row=0))

@@ -7,8 +7,9 @@ import jittor as jt
 from jittor import nn
 
 from jnerf.models.encoders.sh import SHEncoder
+from jnerf.models.networks.build import as_config, build_module
 from jnerf.utils.checks import require_int
-from jnerf.utils.registry import NETWORKS, build_from_cfg
+from jnerf.utils.registry import NETWORKS
 
 __all__ = ["ColorNetwork"]
 
@@ -22,7 +23,8 @@ def _check_rows(name, value, n_rows, n_cols):
 @NETWORKS.register_module()
 class ColorNetwork(nn.Module):
     """(feature [N,F], dirs [N,3] unit, normals [N,3]) -> [N, out_dim]; hidden ReLU layers, ``activation`` on the
-    output ('sigmoid' or 'none'). ``mlp_type`` is the NETWORKS name of the MLP class."""
+    output ('sigmoid' or 'none'). ``mlp_type`` is the NETWORKS name of the MLP class, or its config dict
+    (e.g. ``dict(type='FullyFusedMLP', min_fused_rows=0)``)."""
 
     def __init__(self, feature_dim, hidden_dim=64, n_hidden_layers=2, sh_degree=4, use_normal=True,
                  activation="sigmoid", out_dim=3, mlp_type="MLP"):
@@ -31,7 +33,7 @@ class ColorNetwork(nn.Module):
         self.use_normal = bool(use_normal)
         self.dir_encoding = SHEncoder(sh_degree)
         in_dim = self.feature_dim + self.dir_encoding.out_dim + (3 if self.use_normal else 0)
-        self.mlp = build_from_cfg(dict(type=mlp_type), NETWORKS, in_dim=in_dim, out_dim=out_dim,
+        self.mlp = build_module(as_config(mlp_type), NETWORKS, in_dim=in_dim, out_dim=out_dim,
                                   hidden_dim=hidden_dim, n_hidden_layers=n_hidden_layers, activation="relu",
                                   output_activation=activation)
 
