@@ -4,7 +4,7 @@ from jittor import nn
 
 from jnerf.utils.registry import build_from_cfg
 
-__all__ = ["build_module", "as_config"]
+__all__ = ["build_module"]
 
 
 def build_module(cfg, registry, **defaults):
@@ -16,9 +16,3 @@ def build_module(cfg, registry, **defaults):
         raise TypeError(f"expected a module or a config dict with a 'type' key, got {type(cfg).__name__}")
     missing = {k: v for k, v in defaults.items() if k not in cfg}
     return build_from_cfg(cfg, registry, **missing)
-
-
-def as_config(name_or_cfg):
-    """A registered name ('MLP') as ``dict(type=name)``; a config dict (``dict(type='FullyFusedMLP',
-    min_fused_rows=0)``) as a copy, so a network's ``mlp_type`` can also carry the MLP's own arguments."""
-    return dict(name_or_cfg) if hasattr(name_or_cfg, "keys") else dict(type=name_or_cfg)

@@ -7,9 +7,8 @@ import jittor as jt
 from jittor import nn
 
 from jnerf.models.encoders.sh import SHEncoder
-from jnerf.models.networks.build import as_config, build_module
 from jnerf.utils.checks import require_int
-from jnerf.utils.registry import NETWORKS
+from jnerf.utils.registry import NETWORKS, build_from_cfg
 
 __all__ = ["ColorNetwork"]
 
@@ -33,7 +32,7 @@ class ColorNetwork(nn.Module):
         self.use_normal = bool(use_normal)
         self.dir_encoding = SHEncoder(sh_degree)
         in_dim = self.feature_dim + self.dir_encoding.out_dim + (3 if self.use_normal else 0)
-        self.mlp = build_module(as_config(mlp_type), NETWORKS, in_dim=in_dim, out_dim=out_dim,
+        self.mlp = build_from_cfg(mlp_type, NETWORKS, in_dim=in_dim, out_dim=out_dim,
                                   hidden_dim=hidden_dim, n_hidden_layers=n_hidden_layers, activation="relu",
                                   output_activation=activation)
 

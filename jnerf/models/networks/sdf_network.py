@@ -13,9 +13,9 @@ import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 
-from jnerf.models.networks.build import as_config, build_module
+from jnerf.models.networks.build import build_module
 from jnerf.utils.checks import require_int
-from jnerf.utils.registry import ENCODERS, NETWORKS
+from jnerf.utils.registry import ENCODERS, NETWORKS, build_from_cfg
 
 __all__ = ["SDFNetwork", "init_sphere_sdf", "spread_directions"]
 
@@ -131,7 +131,7 @@ class SDFNetwork(nn.Module):
         self.warmup_steps = int(warmup_steps)
         self.level_steps = int(level_steps)
         in_dim = (3 if self.include_xyz else 0) + self.encoding.out_dim
-        self.mlp = build_module(as_config(mlp_type), NETWORKS, in_dim=in_dim, out_dim=1 + self.feature_dim,
+        self.mlp = build_from_cfg(mlp_type, NETWORKS, in_dim=in_dim, out_dim=1 + self.feature_dim,
                                   hidden_dim=hidden_dim, n_hidden_layers=n_hidden_layers, activation="softplus",
                                   softplus_beta=softplus_beta)
         if sphere_init_radius is not None:
