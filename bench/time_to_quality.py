@@ -40,7 +40,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import jnerf  # noqa: F401
-    from jnerf.utils.mesh_eval import evaluate_mesh
+    from jnerf.evaluation.mesh_eval import evaluate_mesh
     log = os.path.join(args.run_dir, "train.log")
     entries = [e for e in meshes_in_log(log) if os.path.isfile(e[2])]
     if not entries:

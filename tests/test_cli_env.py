@@ -44,6 +44,25 @@ def test_numpy_2_is_refused(monkeypatch):
         jittor_env._check_numpy()
 
 
+def test_numpy_2_refuses_jittor_but_not_the_evaluator(monkeypatch):
+    import numpy
+    from jnerf.utils import jittor_env
+    monkeypatch.setattr(numpy, "__version__", "2.1.0")
+    finder = jittor_env._RefuseJittorImport()
+    with pytest.raises(jittor_env.JittorEnvironmentError, match="numpy < 2"):
+        finder.find_spec("jittor")
+    assert finder.find_spec("scipy") is None  # anything else imports as usual
+
+
+def test_scoring_and_scene_tools_do_not_load_jittor(tmp_path):
+    code = ("import sys, jnerf, jnerf.evaluation, jnerf.dataset.scene_maker, jnerf.dataset.neus_format; "
+            "print('jittor' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
 def test_cuda13_patch_applies_once_to_stock_sources(tmp_path):
     from jnerf.utils import jittor_patch
     src = jittor_patch.jittor_source_dir()

@@ -11,7 +11,7 @@ import pytest
 import trimesh
 
 from jnerf.dataset.scene_maker import make_scene
-from jnerf.utils.mesh_eval import evaluate_mesh, sample_surface, voxel_downsample
+from jnerf.evaluation.mesh_eval import evaluate_mesh, sample_surface, voxel_downsample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = dict(floor_frac=2e-3, voxel_frac=8e-3)  # coarser than the defaults: these meshes are simple

@@ -9,7 +9,7 @@ import trimesh
 
 from jnerf.runner import build_runner, load_run_config
 from jnerf.runner.checkpoint import latest_checkpoint, list_checkpoints
-from jnerf.utils.mesh_eval import evaluate_mesh
+from jnerf.evaluation.mesh_eval import evaluate_mesh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "projects", "neus", "configs", "instant_neus_tiny_cpu.py")
@@ -65,7 +65,7 @@ def test_resume_continues_at_the_saved_step(tmp_path):
 
 def test_training_keeps_its_mesh_when_the_evaluator_cannot_import(tmp_path, monkeypatch):
     """A broken scipy (e.g. built for another numpy) must not turn a finished run into a failure."""
-    import jnerf.utils.mesh_eval as mesh_eval
+    import jnerf.evaluation.mesh_eval as mesh_eval
 
     assert mesh_eval.missing_dependency() is None  # this machine's scipy and trimesh work
     monkeypatch.setitem(sys.modules, "scipy.spatial", None)  # import scipy.spatial now raises ImportError

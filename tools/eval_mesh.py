@@ -4,7 +4,7 @@
     python tools/eval_mesh.py pred.ply data/bunny/gt_mesh.ply --scene data/bunny --json metrics.json
 
 With --scene, predicted points that a training view sees outside its (dilated) mask are culled and GT points no
-training camera sees are dropped; see jnerf/utils/mesh_eval.py for the protocol.
+training camera sees are dropped; see jnerf/evaluation/mesh_eval.py for the protocol.
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ def build_parser():
     parser.add_argument("--pred-frame", choices=("world", "normalised"), default="world",
                         help="frame of the predicted mesh (normalised needs --scene; default: world)")
     parser.add_argument("--tau", type=float, help="F-score threshold in world units (default: --tau-frac of diag)")
-    parser.add_argument("--tau-frac", type=float, default=0.01, help="F-score threshold / GT bbox diagonal")
+    parser.add_argument("--tau-frac", type=float, default=0.005, help="F-score threshold / GT bbox diagonal")
     parser.add_argument("--max-dist-frac", type=float, default=0.05, help="distance clamp / GT bbox diagonal")
     parser.add_argument("--voxel-frac", type=float, default=2e-3, help="query downsampling voxel / diagonal")
     parser.add_argument("--floor-frac", type=float, default=5e-4, help="target sampling floor / diagonal")
@@ -33,8 +33,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    import jnerf  # noqa: F401  (sets up Jittor's environment before anything imports it)
-    from jnerf.utils.mesh_eval import evaluate_mesh
+    from jnerf.evaluation.mesh_eval import evaluate_mesh
     for path in (args.pred, args.gt):
         if not os.path.isfile(path):
             sys.exit(f"eval_mesh.py: {path}: file not found")

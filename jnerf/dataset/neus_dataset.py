@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before the import below)
 import jittor as jt
 
 from ..utils.registry import DATASETS

@@ -2,7 +2,6 @@
 ``jt.flags.use_cuda``) or the Jittor-ops reference that defines their semantics and runs on the CPU."""
 import importlib
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 
 

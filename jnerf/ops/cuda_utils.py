@@ -11,7 +11,6 @@ host launch code), which is not part of the cache key, so they cost no recompile
 """
 import os
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 __all__ = ["OPS_DIR", "INCLUDE_ROOT", "THREADS", "compile_options", "cuda_header", "kernel_scope", "check_cuda_path"]

@@ -184,7 +184,7 @@ class NeuSRunner:
             return
         self.mesh()
         if self.cfg.eval.after_training and self._gt_mesh_path():
-            from jnerf.utils.mesh_eval import missing_dependency
+            from jnerf.evaluation.mesh_eval import missing_dependency
             broken = missing_dependency()
             if broken:  # a finished run keeps its mesh; scoring can happen on another machine
                 logger.warning("evaluation skipped (%s); the mesh is written: score it where scipy imports with "
@@ -384,7 +384,7 @@ class NeuSRunner:
         return path if os.path.isfile(path) else None
 
     def eval(self):
-        from jnerf.utils.mesh_eval import evaluate_mesh, format_report
+        from jnerf.evaluation.mesh_eval import evaluate_mesh, format_report
         import json
         gt = self._gt_mesh_path()
         if gt is None:

@@ -6,6 +6,7 @@ have an nvcc), and it silently returns wrong arrays from GPU memory under numpy 
 three before ``import jittor`` and never touches ``jt.flags.use_cuda``: the device is chosen at run time.
 """
 import ctypes
+import importlib.abc
 import os
 import re
 import shutil
@@ -59,12 +60,28 @@ def nvcc_version(nvcc=None):
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+class _RefuseJittorImport(importlib.abc.MetaPathFinder):
+    """Makes ``import jittor`` fail with the numpy message, so that jnerf's Jittor-free parts (the evaluator, the
+    scene tools) still import next to numpy 2 while nothing can run Jittor there."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "jittor" or name.startswith("jittor."):
+            _check_numpy()
+        return None
+
+
 def setup_jittor_env():
-    """Set Jittor's start-up variables (only those the user has not set) and check numpy; idempotent."""
+    """Set Jittor's start-up variables (only those the user has not set); idempotent. Under numpy 2 any later
+    ``import jittor`` raises JittorEnvironmentError instead."""
     global _done
     if _done:
         return
-    _check_numpy()
+    try:
+        _check_numpy()
+    except JittorEnvironmentError:
+        sys.meta_path.insert(0, _RefuseJittorImport())
+        _done = True
+        return
     if "jittor" not in sys.modules:
         # MKL is downloaded on first use; the machines we run on are often offline and it brings nothing we need.
         os.environ.setdefault("use_mkl", "0")

@@ -50,6 +50,9 @@ class Registry:
 
     def get(self, name):
         if name not in self._modules:
+            import jnerf  # components register when their modules are first imported
+            jnerf.register_all()
+        if name not in self._modules:
             known = sorted(self._modules)
             raise ConfigKeyError(f"'{name}' is not registered in {self.name}.{_suggest(name, known)} "
                                  f"Registered: {', '.join(known) or '(none)'}")

@@ -10,7 +10,6 @@ import math
 import numpy as np
 from numpy.polynomial import legendre
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 

@@ -6,7 +6,6 @@ once every level is active (the original Instant-NeuS kept decaying until the te
 """
 import math
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 from jnerf.utils.registry import LOSSES

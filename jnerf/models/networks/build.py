@@ -1,5 +1,4 @@
 """Building a sub-component that a config may give either as a dict or as an already built module."""
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 from jittor import nn
 
 from jnerf.utils.registry import build_from_cfg

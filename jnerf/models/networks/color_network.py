@@ -2,7 +2,6 @@
 
 With post decoding the renderer calls it once per ray on composited features and normals; otherwise per sample.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 

@@ -12,7 +12,6 @@ of the kernels (SDFNetwork, 16 active levels, hash table U(-1e-2, 1e-2), 2000 po
 finite-difference gradient 3.4e-2, Laplacian ~40x its own size (useless). So use it for the colour network and for
 inference; keep the SDF network on MLP while the curvature (Laplacian) loss or fine normals matter.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 
 from jnerf.models.networks.mlp import MLP
 from jnerf.ops.fused_mlp import fused_mlp, fused_mlp_available, make_spec, unsupported_reason

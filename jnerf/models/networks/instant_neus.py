@@ -1,5 +1,4 @@
 """Instant-NeuS model: the SDF, colour and variance networks the renderer queries, and their step schedule."""
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 from jittor import nn
 
 from jnerf.models.networks.build import build_module

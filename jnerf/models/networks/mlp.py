@@ -4,7 +4,6 @@ Parameters live in ``self.linears`` (``linears.0.weight``, ``linears.0.bias``, .
 ``hidden_activation``/``output_activation``, so a fused implementation can subclass MLP, keep its state dict and
 reuse the activations.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 

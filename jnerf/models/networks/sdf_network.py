@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 

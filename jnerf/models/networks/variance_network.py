@@ -1,7 +1,6 @@
 """NeuS's learnable sharpness: inv_s = exp(scale * v), a single trainable scalar v."""
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 from jittor import nn
 

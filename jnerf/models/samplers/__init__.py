@@ -1,5 +1,4 @@
 """Samplers: the occupancy grid, packed samples and the NeuS renderer (registered in SAMPLERS)."""
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 from jnerf.ops.occupancy import PackedSamples
 
 from .neus_renderer import NeuSRenderer, cos_anneal_ratio, neus_alpha, safe_normalize

@@ -4,7 +4,6 @@ Samples come from fixed steps through occupied cells (with per-ray jitter when t
 the NeuS discrete alpha with cos annealing, weights follow from transmittance, and colour is either composited per
 sample or, with post decoding, decoded once per ray from the composited geometry feature and normal.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 import numpy as np
 

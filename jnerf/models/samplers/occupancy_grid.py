@@ -3,7 +3,6 @@
 The grid only tells the sampler where the surface may be; the SDF is never evaluated to build it. It starts as the
 visual hull of the masks and shrinks as cells whose rendering weight stays tiny are pruned. Cells are never re-added.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 import numpy as np
 

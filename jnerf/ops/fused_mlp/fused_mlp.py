@@ -16,7 +16,6 @@ the number of layers and beta are run-time values (the data map), so they cost n
 import os
 from collections import namedtuple
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope

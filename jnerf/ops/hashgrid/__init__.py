@@ -3,7 +3,6 @@
 The implementation is chosen at call time: the CUDA kernel (``hashgrid.py``) when ``jt.flags.use_cuda`` is set and
 it can be imported, else the Jittor-ops reference (``reference.py``). Both follow the maths in docs/design.md.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 from jnerf.ops import cuda_kernel
 from .reference import hash_encode_reference, level_resolutions
 

@@ -6,7 +6,6 @@ dtype (float32/float16) and F; runtime (no recompile): N, L, T, n_active (throug
 """
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 
 __all__ = ["hash_encode_reference", "level_resolutions", "HASH_PRIMES", "check_hash_encode_args"]

@@ -6,7 +6,6 @@ Kernels return plain tuples; ``ray_march`` wraps them into ``PackedSamples`` her
 """
 from dataclasses import dataclass
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 from jnerf.ops import cuda_kernel

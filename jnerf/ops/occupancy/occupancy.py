@@ -8,7 +8,6 @@ Per-call numbers (box, resolution, step size, max_steps, near_min) travel in jt.
 """
 import numpy as np
 
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope

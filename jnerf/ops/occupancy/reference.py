@@ -4,7 +4,6 @@ The grid covers the (possibly anisotropic) box [bbox_min, bbox_max] with ``resol
 (ix, iy, iz) has the flat index ``ix*R*R + iy*R + iz`` and points outside the box map to the nearest cell.
 Cameras follow the dataset's convention: OpenCV axes, pixel (u, v) has its centre at integer coordinates.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 import numpy as np
 

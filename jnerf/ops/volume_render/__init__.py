@@ -3,7 +3,6 @@
 The public functions choose the implementation at call time: the CUDA kernels of ``volume_render.py`` when
 ``jt.flags.use_cuda`` is set and they are available, otherwise the Jittor-ops reference in ``reference.py``.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 from jnerf.ops import cuda_kernel

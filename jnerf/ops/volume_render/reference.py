@@ -3,7 +3,6 @@
 Samples are packed nerfacc style (no padding): sample i belongs to ray ``ray_indices[i]``, the samples of a ray are
 contiguous and ordered by t, and ``packed_info[r] = (first, count)``.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 import numpy as np
 

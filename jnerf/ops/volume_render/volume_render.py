@@ -3,7 +3,6 @@
 ``render_weights_cuda`` and ``accumulate_cuda`` have the signatures and semantics of ``reference.py``; both are
 differentiable (jt.Function). Nothing here syncs with the host; every output is a fresh jt.code output.
 """
-import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope

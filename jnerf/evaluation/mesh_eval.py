@@ -110,7 +110,7 @@ def _to_normalised(points, scale_mat):
 
 def _nearest_pixel(points, intr, c2w, height, width):
     """Per point: in_view (in front and in frame), row, col of the nearest pixel centre, camera depth."""
-    from ..dataset.cameras import project_points
+    from jnerf.dataset.cameras import project_points
     uv, depth = project_points(points, intr.astype(np.float64), c2w.astype(np.float64))
     with np.errstate(invalid="ignore"):
         col, row = np.round(uv[:, 0]), np.round(uv[:, 1])
@@ -136,7 +136,7 @@ def seen_by_cameras(points, gt_vertices, gt_faces, scene, tolerance):
     A point passes the depth test when its depth is within ``tolerance`` plus two pixel footprints (z/f) of the GT
     depth map at its nearest pixel centre; the footprint term absorbs the sub-pixel offset on slanted surfaces.
     """
-    from ..dataset.rasterizer import rasterize
+    from jnerf.dataset.rasterizer import rasterize
     seen = np.zeros(len(points), dtype=bool)
     height, width = scene["masks"].shape[1:]
     for intr, c2w in zip(scene["intrinsics"], scene["c2w"]):
@@ -148,7 +148,7 @@ def seen_by_cameras(points, gt_vertices, gt_faces, scene, tolerance):
 
 
 def _load_scene(scene_dir, cull_dilation):
-    from ..dataset.neus_format import dilate_masks, load_scene_arrays
+    from jnerf.dataset.neus_format import dilate_masks, load_scene_arrays
     scene = load_scene_arrays(scene_dir)
     if scene["masks"] is None:
         raise ValueError(f"{scene_dir}: the scene has no masks (mask/ folder or alpha channel); mask culling and "
@@ -169,20 +169,30 @@ def _dense_and_query(vertices, faces, n_dense, voxel, rng):
     return dense, dense[voxel_downsample(dense, voxel, rng)]
 
 
+def _fscore(precision, recall):
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
 def _scores(dist, tau):
     if len(dist) == 0:
         return float("nan"), 0.0
     return float(dist.mean()), float(np.mean(dist < tau))
 
 
-def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_frac=0.01, max_dist_frac=0.05,
+# F-score thresholds always reported, as fractions of the GT bbox diagonal: at 1% good meshes saturate near 1.0,
+# 0.5% separates them.
+REPORTED_TAU_FRACS = (0.005, 0.01)
+
+
+def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_frac=0.005, max_dist_frac=0.05,
                   voxel_frac=2e-3, floor_frac=5e-4, max_samples=4_000_000, cull_dilation=None,
                   visibility_tol_frac=5e-3, seed=0, json_path=None, verbose=False):
     """Compare a predicted mesh with the GT mesh; returns a dict of metrics (see the module docstring).
 
     pred, gt: paths (.ply/.obj/.off) or trimesh objects, in world units unless ``pred_frame='normalised'`` (then
     pred is mapped with the scene's scale_mat, so ``scene_dir`` is required). ``tau`` (world units) defaults to
-    ``tau_frac`` of the GT bbox diagonal; ``max_dist`` = ``max_dist_frac`` of it; the query sets are downsampled on a
+    ``tau_frac`` of the GT bbox diagonal (F-scores at REPORTED_TAU_FRACS are added as ``fscore_at``, keyed by the
+    fraction as a string); ``max_dist`` = ``max_dist_frac`` of it; the query sets are downsampled on a
     ``voxel_frac`` grid; dense samples are sized for a floor of ``floor_frac`` of the diagonal (at most
     ``max_samples`` per mesh). ``cull_dilation``: mask dilation radius in pixels (default 1% of the image size).
     """
@@ -232,10 +242,12 @@ def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_fr
     if len(acc_dist) == 0:  # nothing predicted (or all culled): the worst score, not a NaN
         accuracy = max_dist
     chamfer = 0.5 * (accuracy + completeness)
-    fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    fscore = _fscore(precision, recall)
+    fscore_at = {f"{frac:g}": _fscore(_scores(acc_dist, frac * diag)[1], _scores(comp_dist, frac * diag)[1])
+                 for frac in REPORTED_TAU_FRACS}
     result = {
         "accuracy": accuracy, "completeness": completeness, "chamfer": chamfer,
-        "precision": precision, "recall": recall, "fscore": fscore,
+        "precision": precision, "recall": recall, "fscore": fscore, "fscore_at": fscore_at,
         "accuracy_frac": accuracy / diag, "completeness_frac": completeness / diag, "chamfer_frac": chamfer / diag,
         "tau": tau, "tau_frac": tau / diag, "max_dist": max_dist, "gt_bbox_diagonal": diag, "voxel": voxel,
         "floor_accuracy": float(sampling_floor(gt_area, len(gt_dense))),
@@ -270,6 +282,8 @@ def format_report(result):
     lines += [f"{'precision @ tau':<26}{result['precision']:>14.4f}",
               f"{'recall @ tau':<26}{result['recall']:>14.4f}",
               f"{'F-score @ tau':<26}{result['fscore']:>14.4f}",
+              *[f"{f'F-score @ {100 * float(frac):g}% of diag':<26}{value:>14.4f}"
+                for frac, value in result.get("fscore_at", {}).items()],
               f"GT bbox diagonal {diag:.6g}; query points pred {result['n_pred_points']} / GT {result['n_gt_points']}"
               f" (dense {result['n_pred_dense']} / {result['n_gt_dense']}); seed {result['seed']}; "
               f"{result['seconds']:.1f} s"]
