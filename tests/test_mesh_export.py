@@ -36,15 +36,21 @@ def test_marching_cubes_of_a_sphere_lies_within_a_voxel_and_faces_outwards():
     assert area == pytest.approx(4 * math.pi * RADIUS ** 2, rel=0.02)
 
 
-def test_volume_skips_points_outside_inside_fn_and_errors_without_surface():
+def test_volume_takes_the_prior_for_skipped_points_and_errors_without_surface():
     calls = []
 
     def counting_sdf(pts):
         calls.append(len(pts))
         return sphere_sdf(pts)
-    inside = lambda p: np.linalg.norm(p - CENTRE, axis=1) < RADIUS + 0.2
-    volume = mesh_utils.evaluate_sdf_volume(counting_sdf, LO, HI, 32, chunk=4096, inside_fn=inside, progress=False)
-    assert sum(calls) < 32 ** 3 / 2 and volume.max() > 1.0  # empty space got the "far outside" value
+
+    def prior(pts):  # evaluate near the surface; elsewhere the sign is known
+        d = sphere_sdf(pts)
+        return np.abs(d) < 0.2, np.where(d < 0, -0.5, 0.5).astype(np.float32)
+    volume = mesh_utils.evaluate_sdf_volume(counting_sdf, LO, HI, 32, chunk=4096, prior_fn=prior, progress=False)
+    full = mesh_utils.evaluate_sdf_volume(sphere_sdf, LO, HI, 32, chunk=4096, progress=False)
+    assert sum(calls) < 32 ** 3 / 2
+    np.testing.assert_array_equal(np.sign(volume), np.sign(full))
+    assert volume.min() == -0.5 and volume.max() == 0.5
     with pytest.raises(ValueError, match="never crosses"):
         mesh_utils.marching_cubes(np.ones((8, 8, 8), np.float32), LO, HI)
 

@@ -1,11 +1,12 @@
-"""Occupancy ops and OccupancyGrid against numpy loops: slab test, ray marching, visual hull, max-weight pruning."""
+"""Occupancy ops and OccupancyGrid against numpy loops and analytic SDFs: slab test, ray marching, visual hull,
+the SDF-aware classification, its schedule, free points and the extraction prior."""
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
 import numpy as np
 import pytest
 
-from jnerf.models.samplers.occupancy_grid import OccupancyGrid
-from jnerf.ops.occupancy import carve_visual_hull, max_weight_update, ray_aabb_intersect, ray_march
+from jnerf.models.samplers.occupancy_grid import INSIDE, OUTSIDE, SURFACE, OccupancyGrid, dilate_cells
+from jnerf.ops.occupancy import carve_visual_hull, ray_aabb_intersect, ray_march
 
 BOX_MIN, BOX_MAX = np.array([-1.0, -0.8, -0.6]), np.array([1.0, 0.8, 0.6])
 
@@ -172,8 +173,7 @@ def test_visual_hull_corners_are_conservative_and_frame_is_unknown(sphere_views)
     assert np.all(corners >= centre_only) and corners.sum() > centre_only.sum()
     grid = OccupancyGrid(BOX_MIN, BOX_MAX, res)
     assert grid.init_from_masks(intrinsics, c2w, masks, use_corners=False) == pytest.approx(centre_only.mean())
-    dilated_fraction = grid.init_from_masks(intrinsics, c2w, masks, use_corners=False, dilate_pixels=2)
-    assert np.all(grid.occupied.numpy() >= centre_only) and dilated_fraction > centre_only.mean()
+    np.testing.assert_array_equal(grid.occupied.numpy(), centre_only)
     # A view that sees only a corner of the box carves nothing outside its frame.
     narrow = intrinsics[:1].copy()
     narrow[0, 0, 0] = narrow[0, 1, 1] = 32 * 12.0
@@ -183,51 +183,95 @@ def test_visual_hull_corners_are_conservative_and_frame_is_unknown(sphere_views)
     assert 0 < (~seen).sum() < len(seen) and (seen != ref).sum() <= 2
 
 
-def test_max_weight_update_matches_numpy():
-    rng = np.random.default_rng(3)
-    res = 6
-    points = rng.uniform(-1.2, 1.2, size=(200, 3)).astype(np.float32)   # some outside: clamped to the edge cells
-    weights = rng.uniform(size=200).astype(np.float32)
-    start = rng.uniform(0, 0.5, size=res ** 3).astype(np.float32)
-    out = max_weight_update(jt.array(start), jt.array(points), jt.array(weights), BOX_MIN, BOX_MAX, res).numpy()
-    ref = start.copy()
-    np.maximum.at(ref, _cell_numpy(points.astype(np.float64), res), weights)
-    np.testing.assert_allclose(out, ref)
+def _sphere_sdf(centre, radius):
+    return lambda pts: np.linalg.norm(np.asarray(pts, np.float64) - centre, axis=1) - radius
 
 
-def test_grid_prune_floor_tight_bbox_and_state():
-    res = 8
-    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res, min_occupied_fraction=0.001)
+def test_grid_classifies_cells_by_the_sdf_and_keeps_every_crossed_cell():
+    res, centre, radius = 16, np.array([0.1, 0.0, -0.05]), 0.45
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res, band_cells=2.0, band_softness=5.0)
+    inv_s = 1000.0
+    state = grid.classify(_sphere_sdf(centre, radius), inv_s)
+    flat = np.arange(res ** 3)
+    d = np.linalg.norm(grid.cell_centres(flat) - centre, axis=1) - radius
+    band = 2.0 * 0.5 * np.linalg.norm((BOX_MAX - BOX_MIN) / res) + 5.0 / inv_s
+    np.testing.assert_array_equal(state == SURFACE, np.abs(d) <= band)
+    np.testing.assert_array_equal(state == INSIDE, d < -band)
+    np.testing.assert_array_equal(state == OUTSIDE, d > band)
+    # conservative: a cell the sphere passes through (corners on both sides) is always sampled
     cell = (BOX_MAX - BOX_MIN) / res
-    centre_of = lambda ijk: (BOX_MIN + (np.array(ijk) + 0.5) * cell).astype(np.float32)
-    points = np.stack([centre_of((1, 2, 3)), centre_of((5, 6, 4)), centre_of((2, 2, 2))])
-    grid.update_weights(jt.array(points), jt.array(np.array([0.5, 0.2, 0.001], np.float32)))
-    assert grid.prune(0.01) == pytest.approx(2 / res ** 3)
+    corners = grid.cell_centres(flat)[:, None, :] + 0.5 * cell * np.array(
+        [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
+    corner_sdf = np.linalg.norm(corners - centre, axis=2) - radius
+    crossed = (corner_sdf.min(1) < 0) & (corner_sdf.max(1) > 0)
+    assert crossed.sum() > 50 and np.all(state[crossed] == SURFACE)
+    # a softer SDF (small inv_s) widens the band; the grid itself is untouched by classify
+    assert (grid.classify(_sphere_sdf(centre, radius), 5.0) == SURFACE).sum() > (state == SURFACE).sum()
+    assert np.all(grid.state == SURFACE)
+
+
+def test_grid_schedule_hull_bound_and_state_round_trip():
+    res = 16
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res, update_start=10, update_every=5)
+    hull = np.zeros((res,) * 3, bool)
+    hull[2:14, 2:14, 2:14] = True
+    grid.set_hull(hull.reshape(-1))
+    assert grid.occupied_fraction == pytest.approx(hull.mean())   # every hull cell sampled before the first update
+    sdf = _sphere_sdf(np.zeros(3), 0.4)
+    assert [s for s in range(25) if grid.update_every_n_steps(s, sdf, lambda: 1e4)] == [10, 15, 20]
+    assert np.all(grid.state[~hull.reshape(-1)] == OUTSIDE)         # the hull bounds every classification
+    assert (grid.state == INSIDE).any() and (grid.state == SURFACE).any()
+    np.testing.assert_array_equal(grid.occupied.numpy(), grid.state == SURFACE)
     lo, hi = grid.tight_bbox(margin=0.0)
-    np.testing.assert_allclose(lo, BOX_MIN + np.array([1, 2, 3]) * cell, atol=1e-6)
-    np.testing.assert_allclose(hi, BOX_MIN + np.array([6, 7, 5]) * cell, atol=1e-6)
-    lo, hi = grid.tight_bbox(margin=10.0)
-    np.testing.assert_allclose(lo, BOX_MIN) and np.testing.assert_allclose(hi, BOX_MAX)
-    # weights restart after a prune, so the next one would empty the grid: the floor keeps ceil(0.001*512) = 1
-    state = grid.state_dict()
-    assert grid.prune(0.01) == pytest.approx(1 / res ** 3)
-    assert np.all(grid.max_weight.numpy() == 0)
+    cell = (BOX_MAX - BOX_MIN) / res
+    np.testing.assert_allclose(lo, BOX_MIN + 2 * cell, atol=1e-6)
+    np.testing.assert_allclose(hi, BOX_MIN + 14 * cell, atol=1e-6)
+    # an SDF that crosses zero nowhere in the hull keeps the previous cells rather than emptying the grid
+    before = grid.state.copy()
+    assert not grid.update_every_n_steps(25, lambda p: np.ones(len(p)), lambda: 1e4)
+    np.testing.assert_array_equal(grid.state, before)
     restored = OccupancyGrid(resolution=4)
-    restored.load_state_dict(state)
-    assert restored.resolution == res and restored.occupied_fraction == pytest.approx(2 / res ** 3)
+    restored.load_state_dict(grid.state_dict())
+    assert restored.resolution == res
+    np.testing.assert_array_equal(restored.state, grid.state)
+    np.testing.assert_array_equal(restored.hull, grid.hull)
     np.testing.assert_allclose(restored.bbox_min, BOX_MIN)
 
 
-def test_grid_prune_keeps_heaviest_cells_at_floor():
-    grid = OccupancyGrid(BOX_MIN, BOX_MAX, 4, min_occupied_fraction=3 / 64)
-    rng = np.random.default_rng(4)
-    points = rng.uniform(BOX_MIN, BOX_MAX, size=(64, 3)).astype(np.float32)
-    weights = rng.uniform(0, 1e-3, size=64).astype(np.float32)
-    grid.update_weights(jt.array(points), jt.array(weights))
-    expected = np.zeros(64)
-    np.maximum.at(expected, _cell_numpy(points.astype(np.float64), 4), weights)
-    assert grid.prune(0.5) == pytest.approx(3 / 64)
-    np.testing.assert_array_equal(np.sort(np.nonzero(grid.occupied.numpy())[0]), np.sort(np.argsort(-expected)[:3]))
+def test_free_points_cover_the_box_and_flag_carved_cells():
+    res = 4
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res)
+    hull = np.zeros(res ** 3, bool)
+    hull[: res ** 3 // 2] = True                                    # cells with ix < 2 survive the hull
+    grid.set_hull(hull)
+    points, empty = grid.free_points(2000)
+    points, empty = points.numpy(), empty.numpy()
+    assert np.all(points >= BOX_MIN - 1e-6) and np.all(points <= BOX_MAX + 1e-6)
+    np.testing.assert_array_equal(empty == 1.0, ~hull[_cell_numpy(points.astype(np.float64), res)])
+    assert 0.4 < empty.mean() < 0.6
+
+
+def test_dilate_cells_is_a_cube():
+    flags = np.zeros((7, 7, 7), bool)
+    flags[3, 3, 3] = True
+    grown = dilate_cells(flags, 1)
+    assert grown.sum() == 27 and grown[2:5, 2:5, 2:5].all()
+    assert dilate_cells(flags, 2).sum() == 125
+
+
+def test_extraction_prior_evaluates_near_the_surface_and_signs_the_rest():
+    res = 12
+    sdf = _sphere_sdf(np.zeros(3), 0.5)
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res)
+    state = grid.classify(sdf, 1e4)
+    prior = grid.extraction_prior(state)
+    pts = np.random.default_rng(0).uniform(BOX_MIN * 1.1, BOX_MAX * 1.1, size=(5000, 3)).astype(np.float32)
+    evaluate, value = prior(pts)
+    truth = sdf(pts)
+    assert 0 < evaluate.mean() < 0.8
+    # every skipped point carries the right sign, so no surface can appear between skipped and evaluated points
+    np.testing.assert_array_equal(np.sign(value[~evaluate]), np.sign(truth[~evaluate]))
+    assert np.all(np.abs(truth[~evaluate]) > 0.5 * grid.half_diagonal())
 
 
 def test_bad_arguments_raise():

@@ -118,9 +118,9 @@ class NeuSRunner:
         this replaces the original's separate cal_bbox run and hand-copied numbers."""
         if self.dataset.masks_np is None:
             raise ValueError("bbox_mode='auto' needs masks; set bbox_mode='config' with bbox_corner/bbox_size")
-        probe = build_from_cfg(dict(self.cfg.occupancy, resolution=self.cfg.auto_bbox_resolution), SAMPLERS,
-                               bbox_min=[-1.0] * 3, bbox_max=[1.0] * 3)
-        probe.init_from_masks(*self._hull_inputs(), min_background_views=self.cfg.hull_min_background_views)
+        probe = build_from_cfg(dict(self.cfg.occupancy, resolution=self.cfg.auto_bbox_resolution,
+                                    use_visual_hull=True), SAMPLERS, bbox_min=[-1.0] * 3, bbox_max=[1.0] * 3)
+        probe.init_from_masks(*self._hull_inputs())
         lo, hi = probe.tight_bbox(margin=self.cfg.bbox_margin)
         logger.info("automatic bbox from the visual hull: corner %s size %s",
                     np.round(lo, 4).tolist(), np.round(np.asarray(hi) - lo, 4).tolist())
@@ -132,10 +132,9 @@ class NeuSRunner:
         return cams["intrinsics"], cams["c2w"], cams["masks"]
 
     def _init_occupancy(self):
-        if self.dataset.masks_np is not None and self.cfg.use_visual_hull:
-            self.grid.init_from_masks(*self._hull_inputs(),
-                                      min_background_views=self.cfg.hull_min_background_views)
-        logger.info("occupancy grid %d^3: %.1f%% occupied after the visual hull",
+        if self.dataset.masks_np is not None:
+            self.grid.init_from_masks(*self._hull_inputs())
+        logger.info("occupancy grid %d^3: %.1f%% of the cells in the visual hull",
                     self.grid.resolution, 100 * self.grid.occupied_fraction)
 
     def _param_groups(self):
@@ -235,8 +234,6 @@ class NeuSRunner:
         # The loss composites the ground truth over the same background as the rendering.
         losses = self.loss_fn(out, batch["rgb"], batch["mask"], step=self.step)
         self.optimizer.step(losses["total"])
-        if self.step >= self.cfg.occupancy_schedule.prune_start:
-            self.grid.update_weights(out["points"], out["weights"].detach())
         if tc.dynamic_rays and n_samples > 0:
             # Aim at a fixed number of samples per step (instant-nsr-pl's rule), smoothed to avoid jitter.
             wanted = self.n_rays * tc.target_samples / n_samples
@@ -260,19 +257,19 @@ class NeuSRunner:
         bar.set_postfix(loss=f"{means['total']:.4f}", psnr=f"{psnr:.2f}")
         terms = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k not in ("n_rays", "n_samples", "total"))
         logger.info("step %d | loss %.4f | %s | psnr %.2f | inv_s %.1f | levels %d | rays %d | samples %d | "
-                    "occupied %.1f%% | lr %.2e | %.1f it/s", self.step, means["total"], terms, psnr,
-                    float(_np(self.model.variance_network.inv_s()).item()), self._active_levels(),
-                    means["n_rays"], means["n_samples"], 100 * self.grid.occupied_fraction,
+                    "cells: surface %.1f%% inside %.1f%% | lr %.2e | %.1f it/s", self.step, means["total"], terms,
+                    psnr, self._inv_s(), self._active_levels(), means["n_rays"], means["n_samples"],
+                    100 * self.grid.fractions()["surface"], 100 * self.grid.fractions()["inside"],
                     self.optimizer.param_groups[0]["lr"], steps / max(seconds, 1e-9))
 
     def _active_levels(self):
         return int(self.model.sdf_network.encoding.n_active)
 
     def _periodic(self):
-        tc, oc = self.cfg.train, self.cfg.occupancy_schedule
-        if oc.prune_every and self.step >= oc.prune_start + oc.prune_every and self.step % oc.prune_every == 0:
-            frac = self.grid.prune(oc.prune_threshold)
-            logger.info("occupancy pruned by rendering weights: %.1f%% occupied", 100 * frac)
+        tc = self.cfg.train
+        if self.grid.update_every_n_steps(self.step, self._sdf_numpy, self._inv_s):
+            logger.debug("occupancy at step %d: %s", self.step,
+                         ", ".join(f"{k} {100 * v:.1f}%" for k, v in self.grid.fractions().items()))
         if tc.val_every and self.step % tc.val_every == 0:
             self.validate()
         if tc.save_every and self.step % tc.save_every == 0:
@@ -312,6 +309,9 @@ class NeuSRunner:
             sdf, _ = self.model.sdf_network(jt.array(pts))
             return _np(sdf).reshape(-1)
 
+    def _inv_s(self):
+        return float(_np(self.model.variance_network.inv_s()).reshape(-1)[0])
+
     def _vertex_colors(self, verts):
         """Colour each vertex as seen head-on (view direction = -normal), the usual choice for an albedo-like
         export; evaluated in chunks."""
@@ -328,10 +328,12 @@ class NeuSRunner:
     def mesh(self, resolution=None, tag=None):
         mc = self.cfg.mesh
         resolution = resolution or mc.resolution
-        grid = self.grid
-        volume = mesh_utils.evaluate_sdf_volume(
-            self._sdf_numpy, self.bbox_min, self.bbox_max, resolution, chunk=mc.chunk,
-            inside_fn=grid.contains if mc.mask_with_occupancy else None)
+        # The grid's signs for the cells it skips come from a fresh classification of the current SDF, so a
+        # preview never depends on (or changes) where the training schedule left the grid.
+        prior = (self.grid.extraction_prior(self.grid.classify(self._sdf_numpy, self._inv_s()))
+                 if mc.mask_with_occupancy else None)
+        volume = mesh_utils.evaluate_sdf_volume(self._sdf_numpy, self.bbox_min, self.bbox_max, resolution,
+                                                chunk=mc.chunk, prior_fn=prior)
         verts, faces = mesh_utils.marching_cubes(volume, self.bbox_min, self.bbox_max, level=mc.level)
         if mc.clean == "largest":
             verts, faces = mesh_utils.keep_large_components(verts, faces, largest_only=True)

@@ -14,19 +14,19 @@ def grid_points(bbox_min, bbox_max, resolution):
     return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
 
 
-def evaluate_sdf_volume(sdf_fn, bbox_min, bbox_max, resolution, chunk=1 << 18, inside_fn=None, progress=True):
+def evaluate_sdf_volume(sdf_fn, bbox_min, bbox_max, resolution, chunk=1 << 18, prior_fn=None, progress=True):
     """SDF sampled on the lattice, [res, res, res] float32.
 
     ``sdf_fn`` maps an [n,3] float32 numpy array to [n] SDF values. Chunks of one x-slab block at a time keep
-    memory bounded. ``inside_fn`` (optional) marks points worth evaluating (e.g. occupied cells); the rest are
-    set to a positive value (empty space).
+    memory bounded. ``prior_fn`` (optional) maps the same points to (evaluate [n] bool, value [n] float32): only the
+    points marked ``evaluate`` go through ``sdf_fn``, the others take ``value`` (e.g. the sign an occupancy grid
+    knows for the cells it skips).
     """
     bbox_min, bbox_max = np.asarray(bbox_min, np.float32), np.asarray(bbox_max, np.float32)
     axes = [np.linspace(lo, hi, resolution, dtype=np.float32) for lo, hi in zip(bbox_min, bbox_max)]
     volume = np.empty((resolution,) * 3, np.float32)
     yz = np.stack(np.meshgrid(axes[1], axes[2], indexing="ij"), -1).reshape(-1, 2)
     slabs = max(1, chunk // len(yz))
-    empty = float(np.max(bbox_max - bbox_min))
     iterator = range(0, resolution, slabs)
     if progress:
         from tqdm import tqdm
@@ -34,8 +34,10 @@ def evaluate_sdf_volume(sdf_fn, bbox_min, bbox_max, resolution, chunk=1 << 18, i
     for start in iterator:
         xs = axes[0][start:start + slabs]
         pts = np.concatenate([np.repeat(xs, len(yz))[:, None], np.tile(yz, (len(xs), 1))], 1)
-        values = np.full(len(pts), empty, np.float32)
-        keep = inside_fn(pts) if inside_fn is not None else np.ones(len(pts), bool)
+        if prior_fn is None:
+            keep, values = np.ones(len(pts), bool), np.empty(len(pts), np.float32)
+        else:
+            keep, values = prior_fn(pts)
         if keep.any():
             values[keep] = sdf_fn(pts[keep])
         volume[start:start + len(xs)] = values.reshape(len(xs), resolution, resolution)

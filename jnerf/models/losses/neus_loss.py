@@ -48,12 +48,17 @@ class NeuSLoss:
     Weights (0 turns a term off): color_l1, color_mse, eikonal (mean (|grad f| - 1)^2 over samples), mask
     (BCE of the opacity clamped to [mask_clamp, 1 - mask_clamp] against the mask), curvature (mean |Laplacian f|
     over samples, scheduled by ``curvature_weight`` with the curvature_* arguments).
+    Where rays do not sample (the renderer's free points, uniform over the box): free_eikonal (mean
+    (|grad f| - 1)^2) and free_space (mean relu(-f) over the points that the visual hull carved away, where the
+    surface cannot be). Together they keep the field a valid SDF off the sampled band, so that meshing the whole
+    box finds no surface that training never saw.
     """
 
     def __init__(self, color_l1=1.0, color_mse=0.0, eikonal=0.1, mask=0.1, curvature=5e-4,
                  curvature_warmup_steps=0, curvature_level_steps=1, curvature_decay=1.0, curvature_decay_levels=0,
-                 mask_clamp=1e-3):
-        weights = dict(color_l1=color_l1, color_mse=color_mse, eikonal=eikonal, mask=mask, curvature=curvature)
+                 mask_clamp=1e-3, free_eikonal=0.1, free_space=1.0):
+        weights = dict(color_l1=color_l1, color_mse=color_mse, eikonal=eikonal, mask=mask, curvature=curvature,
+                       free_eikonal=free_eikonal, free_space=free_space)
         for name, value in weights.items():
             if value < 0:
                 raise ValueError(f"{name}: expected a weight >= 0, got {value}")
@@ -95,6 +100,13 @@ class NeuSLoss:
         if self.weights["mask"] > 0:
             opacity = jt.clamp(outputs["opacity"], self.mask_clamp, 1.0 - self.mask_clamp)  # [R,1]
             terms["mask"] = -(mask * jt.log(opacity) + (1.0 - mask) * jt.log(1.0 - opacity)).mean()
+        if "free_sdf" in outputs:
+            if self.weights["free_eikonal"] > 0:
+                grad = outputs["free_gradient"]                                          # [P,3]
+                norm = jt.sqrt((grad * grad).sum(dim=-1) + 1e-12)
+                terms["free_eikonal"] = _mean_or_zero((norm - 1.0) ** 2)
+            if self.weights["free_space"] > 0:
+                terms["free_space"] = _mean_or_zero(jt.nn.relu(-outputs["free_sdf"]) * outputs["free_known_empty"])
         curvature = self.curvature_weight_at(step)
         if curvature > 0:
             terms["curvature"] = _mean_or_zero(outputs["laplacian"].abs())

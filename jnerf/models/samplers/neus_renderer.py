@@ -60,10 +60,12 @@ class NeuSRenderer:
     occupancy_grid: ``OccupancyGrid`` or its config; step_size in normalised-frame units; max_steps per ray;
     background 'black' | 'white' | 'random' (random colours per ray when training, black otherwise);
     anneal_end: steps over which the NeuS cosine anneals; near_min: nearest allowed t.
+    free_points: points drawn uniformly over the grid's box at each training step, on which the losses keep the SDF
+    valid where no ray samples (eikonal, and positive where the visual hull carved the space away).
     """
 
     def __init__(self, model, occupancy_grid, step_size=2e-3, max_steps=1024, background="black",
-                 anneal_end=20000, near_min=0.0):
+                 anneal_end=20000, near_min=0.0, free_points=4096):
         self.model = build_from_cfg(model, NETWORKS) if isinstance(model, dict) else model
         self.occupancy_grid = (build_from_cfg(occupancy_grid, SAMPLERS) if isinstance(occupancy_grid, dict)
                                else occupancy_grid)
@@ -78,6 +80,9 @@ class NeuSRenderer:
         self.background = background
         self.anneal_end = anneal_end
         self.near_min = float(near_min)
+        if int(free_points) != free_points or free_points < 0:
+            raise ValueError(f"free_points: expected an integer >= 0, got {free_points}")
+        self.free_points = int(free_points)
         self.last_step = 0
 
     def background_colours(self, n_rays, is_training):
@@ -105,7 +110,17 @@ class NeuSRenderer:
         dirs = rays_d[ray_indices]                                                       # [S,3]
         t_mid = samples.midpoints()                                                      # [S]
         points = rays_o[ray_indices] + dirs * t_mid.reshape((-1, 1))                     # [S,3]
-        geometry = self.model.sdf_network.gradient(points, laplacian=is_training)
+        n_samples = samples.n_samples
+        free = None
+        if is_training and self.free_points > 0:
+            # One network call for the ray samples and the free points: fewer launches than two.
+            free_points, free_empty = self.occupancy_grid.free_points(self.free_points)
+            geometry = self.model.sdf_network.gradient(jt.concat([points, free_points], dim=0), laplacian=True)
+            free = {"sdf": geometry["sdf"][n_samples:], "gradient": geometry["gradient"][n_samples:],
+                    "known_empty": free_empty}
+            geometry = {k: v[:n_samples] for k, v in geometry.items()}
+        else:
+            geometry = self.model.sdf_network.gradient(points, laplacian=is_training)
         alpha = neus_alpha(geometry["sdf"], geometry["gradient"], dirs, samples.lengths(),
                            self.model.variance_network.inv_s(), cos_anneal_ratio(step, self.anneal_end))
         weights = render_weights(alpha, samples.packed_info, ray_indices)                # [S]
@@ -120,7 +135,7 @@ class NeuSRenderer:
             colours = self.model.color_network(geometry["feature"], dirs, normals)       # [S,3]
             rgb = accumulate(weights, colours, ray_indices, n_rays)                      # [R,3]
         laplacian = geometry.get("laplacian")
-        return {
+        outputs = {
             "rgb": rgb + (1.0 - opacity) * background,
             "opacity": opacity,
             "depth": accumulate(weights, t_mid.reshape((-1, 1)), ray_indices, n_rays),   # [R,1]
@@ -130,8 +145,11 @@ class NeuSRenderer:
             "laplacian": laplacian if laplacian is not None else jt.zeros((samples.n_samples,)),
             "weights": weights,
             "points": points.detach(),
-            "n_samples": samples.n_samples,
+            "n_samples": n_samples,
         }
+        if free is not None:
+            outputs.update(free_sdf=free["sdf"], free_gradient=free["gradient"], free_known_empty=free["known_empty"])
+        return outputs
 
     def _empty_outputs(self, rays_d, background):
         """Outputs for a batch where no ray has a sample: everything is background."""

@@ -25,8 +25,6 @@ bbox_corner = [-1.0, -1.0, -1.0]   # box corner (bbox_mode='config'); 'auto' wri
 bbox_size = [2.0, 2.0, 2.0]        # box edge lengths
 bbox_margin = 0.05                 # 'auto': margin added on each side, as a fraction of the largest edge
 auto_bbox_resolution = 64          # 'auto': resolution of the coarse hull used to find the box
-use_visual_hull = True             # carve the occupancy grid with the masks before training
-hull_min_background_views = 1      # a cell is empty once this many views see it as background
 
 # ------------------------------------------------------------------------------------------------- model
 model = dict(
@@ -55,11 +53,15 @@ model = dict(
 )
 
 # ------------------------------------------------------------------------------- occupancy and rendering
-occupancy = dict(type='OccupancyGrid', resolution=128)   # box filled in by the runner
-occupancy_schedule = dict(
-    prune_start=2000,              # start recording max rendering weights per cell
-    prune_every=2000,              # then drop cells whose max weight stayed below prune_threshold
-    prune_threshold=0.001,
+occupancy = dict(
+    type='OccupancyGrid',          # box filled in by the runner
+    resolution=128,
+    use_visual_hull=True,          # the masks' visual hull bounds the grid (cells outside: known empty space)
+    hull_min_background_views=1,   # a cell is carved once this many views see it as background
+    update_start=2000,             # sample every hull cell until then; then classify each cell by the SDF at its
+    update_every=200,              #   centre as outside / near-surface / inside, every update_every steps
+    band_cells=2.0,                # near-surface: |sdf| <= band_cells cell half-diagonals + band_softness / inv_s
+    band_softness=5.0,
 )
 renderer = dict(
     type='NeuSRenderer',
@@ -67,6 +69,7 @@ renderer = dict(
     max_steps=1024,                # per ray
     background='random',           # 'black' | 'white' | 'random' (composited into the target too)
     anneal_end=2000,               # cos-annealing of NeuS' alpha ends here
+    free_points=4096,              # points uniform over the box per step for the free_* losses
 )
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -80,6 +83,8 @@ loss = dict(
     curvature_level_steps=500,     # ... then divides by curvature_decay every level step (= level_steps) ...
     curvature_decay=1.3195,        #   (the hash grid's per-level scale: (2048/32)^(1/15))
     curvature_decay_levels=11,     # ... until all levels are on (16 - start_level - 1), then stays constant
+    free_eikonal=0.1,              # eikonal on the renderer's free points (the SDF stays an SDF off the rays)
+    free_space=1.0,                # relu(-sdf) on free points the visual hull carved away (no surface there)
 )
 
 # ---------------------------------------------------------------------------------------------- optimiser

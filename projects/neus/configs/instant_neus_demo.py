@@ -8,7 +8,7 @@ exp_name = 'bunny_demo'
 dataset = dict(root='data/bunny')
 model = dict(sdf_network=dict(warmup_steps=300, level_steps=150))
 loss = dict(curvature_warmup_steps=300, curvature_level_steps=150)
-occupancy_schedule = dict(prune_start=500, prune_every=500)
+occupancy = dict(update_start=500, update_every=100)
 renderer = dict(anneal_end=1000)
 scheduler = dict(total_steps=3000, warmup_steps=200)
 train = dict(total_steps=3000, val_every=1000, save_every=1000)
@@ -19,9 +19,8 @@ on_cpu = dict(
     model=dict(sdf_network=dict(                          # 8 levels up to 256^3, a 2^15 table
         encoding=dict(n_levels=8, log2_hashmap_size=15, base_resolution=16, finest_resolution=256),
         feature_dim=8, warmup_steps=100, level_steps=50)),
-    occupancy=dict(resolution=48),
-    occupancy_schedule=dict(prune_start=100, prune_every=100),
-    renderer=dict(step_size=2.0 / 128, max_steps=256, anneal_end=200),
+    occupancy=dict(resolution=48, update_start=100, update_every=50),
+    renderer=dict(step_size=2.0 / 128, max_steps=256, anneal_end=200, free_points=1024),
     loss=dict(curvature_warmup_steps=100, curvature_level_steps=50, curvature_decay=1.44, curvature_decay_levels=3),
     scheduler=dict(total_steps=400, warmup_steps=50),
     train=dict(total_steps=400, n_rays=256, target_samples=1 << 14, min_rays=128, max_rays=1024,
