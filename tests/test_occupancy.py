@@ -217,11 +217,20 @@ def test_grid_schedule_hull_bound_and_state_round_trip():
     hull[2:14, 2:14, 2:14] = True
     grid.set_hull(hull.reshape(-1))
     assert grid.occupied_fraction == pytest.approx(hull.mean())   # every hull cell sampled before the first update
-    sdf = _sphere_sdf(np.zeros(3), 0.4)
+    sdf = _sphere_sdf(np.zeros(3), 0.5)
     assert [s for s in range(25) if grid.update_every_n_steps(s, sdf, lambda: 1e4)] == [10, 15, 20]
     assert np.all(grid.state[~hull.reshape(-1)] == OUTSIDE)         # the hull bounds every classification
     assert (grid.state == INSIDE).any() and (grid.state == SURFACE).any()
-    np.testing.assert_array_equal(grid.occupied.numpy(), grid.state == SURFACE)
+    # marched: the near-surface cells and the outer layer of the interior, never the deep interior
+    state = grid.state.reshape((res,) * 3)
+    inside = state == INSIDE
+    deep = inside.copy()  # all 26 neighbours inside too
+    for offset in np.ndindex(3, 3, 3):
+        deep &= np.roll(inside, np.array(offset) - 1, axis=(0, 1, 2))
+    deep[[0, -1]] = deep[:, [0, -1]] = deep[:, :, [0, -1]] = False
+    marched = grid.occupied.numpy().reshape((res,) * 3)
+    assert np.all(marched[state == SURFACE]) and not np.any(marched[state == OUTSIDE])
+    assert deep.any() and not np.any(marched & deep)
     lo, hi = grid.tight_bbox(margin=0.0)
     cell = (BOX_MAX - BOX_MIN) / res
     np.testing.assert_allclose(lo, BOX_MIN + 2 * cell, atol=1e-6)
@@ -236,6 +245,23 @@ def test_grid_schedule_hull_bound_and_state_round_trip():
     np.testing.assert_array_equal(restored.state, grid.state)
     np.testing.assert_array_equal(restored.hull, grid.hull)
     np.testing.assert_allclose(restored.bbox_min, BOX_MIN)
+
+
+def test_interior_next_to_empty_space_is_marched_so_rendering_sees_it():
+    """An SDF still negative in a concavity that the hull carved: without a surface band in between, the cells next
+    to the carved space must be marched (they render opaque), not skipped as an invisible solid."""
+    res = 12
+    grid = OccupancyGrid(BOX_MIN, BOX_MAX, res)
+    hull = np.ones((res,) * 3, bool)
+    hull[:, :, :3] = False                                           # carved slab at low z
+    grid.set_hull(hull.reshape(-1))
+    state = grid.classify(lambda p: np.full(len(p), -1.0), 1e4)      # "solid everywhere" inside the hull
+    assert np.all(state.reshape((res,) * 3)[hull] == INSIDE)
+    grid.set_state(state)
+    marched = grid.occupied.numpy().reshape((res,) * 3)
+    assert marched[:, :, 3].all() and not marched[:, :, 5].any()     # the layer against the carved slab only
+    evaluate, _ = grid.extraction_prior(state)(grid.cell_centres(np.arange(res ** 3)))
+    assert evaluate.reshape((res,) * 3)[:, :, 2:4].all()             # the network decides where that surface is
 
 
 def test_free_points_cover_the_box_and_flag_carved_cells():

@@ -12,10 +12,14 @@ then on, every ``update_every`` steps, the SDF is evaluated at each hull cell's 
   its peak);
 - INSIDE when sdf < -band, OUTSIDE when sdf > band.
 
-Only SURFACE cells are marched. INSIDE cells are skipped for speed (rays never get past the surface anyway), but
-they stay inside: mesh extraction fills them with a negative value, so pruning never carves a false inner wall.
-Cells outside the hull are always OUTSIDE. A classification is recomputed from scratch each time, so a cell comes
-back as soon as the surface moves towards it.
+The sampler marches SURFACE cells and the outer layer of the INSIDE region (INSIDE cells next to any other cell).
+The rest of the interior is skipped for speed: rays never get past the surface anyway. The layer matters when the
+classification is wrong: where the network is negative right next to empty space (typically a concavity the visual
+hull carved while the SDF still held the initial sphere there), a ray entering the interior meets samples of
+alpha ~ 1 there instead of passing through a skipped, invisible solid, so the mask and colour losses see the error
+and move the surface. Skipped cells stay inside: mesh extraction gives them a negative value, so skipping never
+carves a false inner wall. Cells outside the hull are always OUTSIDE. A classification is recomputed from scratch
+each time, so a cell comes back as soon as the surface moves towards it.
 """
 import logging
 from typing import Callable, Tuple
@@ -59,8 +63,8 @@ class OccupancyGrid:
     ix*R*R + iy*R + iz.
 
     Attributes: ``hull`` numpy bool [R^3] (cells the visual hull keeps; all of them without masks), ``state``
-    numpy uint8 [R^3] (OUTSIDE / SURFACE / INSIDE), ``occupied`` jt.Var bool [R^3] (the cells the sampler marches,
-    state == SURFACE).
+    numpy uint8 [R^3] (OUTSIDE / SURFACE / INSIDE), ``occupied`` jt.Var bool [R^3] (the cells the sampler marches:
+    SURFACE and the outer layer of INSIDE).
 
     update_start, update_every: the classification schedule (steps). band_cells, band_softness: the surface band
     (see the module docstring). use_visual_hull, hull_min_background_views: carve the hull from the masks, a cell
@@ -156,12 +160,19 @@ class OccupancyGrid:
     # ---------------------------------------------------------------------------------------- classification
     def set_state(self, state: np.ndarray):
         self.state = np.asarray(state, dtype=np.uint8).reshape(-1)
-        self.occupied = jt.array(self.state == SURFACE)
+        self._sampled = self.sampled_cells(self.state)
+        self.occupied = jt.array(self._sampled)
+
+    def sampled_cells(self, state: np.ndarray) -> np.ndarray:
+        """bool [R^3]: SURFACE cells and the INSIDE cells that touch a non-INSIDE cell (26-neighbourhood)."""
+        inside = state.reshape((self.resolution,) * 3) == INSIDE
+        layer = inside & dilate_cells(~inside, 1)
+        return (state == SURFACE) | layer.reshape(-1)
 
     @property
     def occupied_fraction(self) -> float:
         """Fraction of all cells the sampler marches."""
-        return float(np.mean(self.state == SURFACE))
+        return float(np.mean(self._sampled))
 
     def fractions(self) -> dict:
         """Fraction of all cells in each state, for the log."""
@@ -222,11 +233,16 @@ class OccupancyGrid:
     # ------------------------------------------------------------------------------------- mesh extraction
     def extraction_prior(self, state: np.ndarray):
         """For mesh extraction with a classification ``state``: a function of numpy points [N,3] returning
-        (evaluate [N] bool, value [N] float32). Points in near-surface cells or their 26 neighbours are evaluated
-        by the network; the others take the sign their cell is known to have (negative inside, positive outside
-        or beyond the box), with the magnitude of one cell half-diagonal, so a skipped cell never adds a surface.
+        (evaluate [N] bool, value [N] float32). The network is evaluated in the cells the sampler would march, in
+        near-surface cells' 26 neighbours, and wherever an INSIDE cell touches an OUTSIDE one (there the network,
+        not the grid, must say where the surface is); the other points take the sign their cell is known to have
+        (negative inside, positive outside or beyond the box), with the magnitude of one cell half-diagonal, so a
+        skipped cell never adds a surface.
         """
-        near = dilate_cells(state.reshape((self.resolution,) * 3) == SURFACE, 1).reshape(-1)
+        cube = state.reshape((self.resolution,) * 3)
+        inside, outside = cube == INSIDE, cube == OUTSIDE
+        near = (dilate_cells(cube == SURFACE, 1) | (inside & dilate_cells(outside, 1))
+                | (outside & dilate_cells(inside, 1))).reshape(-1) | self.sampled_cells(state)
         inside = state == INSIDE
         magnitude = np.float32(self.half_diagonal())
 
