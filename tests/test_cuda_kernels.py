@@ -12,6 +12,7 @@ import pytest
 
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor is imported)
 import jittor as jt
+from jnerf.dataset.cameras import look_at_c2w
 from jnerf.utils.jittor_env import cuda_device_count
 
 
@@ -24,9 +25,8 @@ pytestmark = pytest.mark.skipif(not _cuda_available(), reason="needs Jittor with
 if _cuda_available():  # the kernel modules import only where they can run
     from jnerf.ops.hashgrid.hashgrid import hash_encode_cuda
     from jnerf.ops.hashgrid.reference import hash_encode_reference
-    from jnerf.ops.occupancy.occupancy import carve_visual_hull_cuda, max_weight_update_cuda, ray_march_cuda
-    from jnerf.ops.occupancy.reference import (carve_visual_hull_reference, max_weight_update_reference,
-                                               ray_march_reference)
+    from jnerf.ops.occupancy.occupancy import carve_visual_hull_cuda, ray_march_cuda
+    from jnerf.ops.occupancy.reference import carve_visual_hull_reference, ray_march_reference
     from jnerf.ops.volume_render.reference import accumulate_reference, render_weights_reference
     from jnerf.ops.volume_render.volume_render import accumulate_cuda, render_weights_cuda
 
@@ -258,32 +258,12 @@ def test_ray_march_all_miss():
         assert np.all(pi.numpy() == 0)
 
 
-def test_max_weight_update():
-    rng = np.random.default_rng()
-    res, n = 24, 70001
-    pts = rng.uniform(-1.2, 1.2, size=(n, 3)).astype(np.float32)
-    w = rng.uniform(size=n).astype(np.float32)
-    old = rng.uniform(0, 0.5, size=res ** 3).astype(np.float32)
-    old[::7] = -1.0  # negative entries: the sign-aware float atomicMax
-    _poison((res ** 3,))
-    got = _gpu(max_weight_update_cuda, jt.array(old), jt.array(pts), jt.array(w), BOX_MIN, BOX_MAX, res).numpy()
-    ref = _cpu(max_weight_update_reference, jt.array(old), jt.array(pts), jt.array(w), BOX_MIN, BOX_MAX,
-               res).numpy()
-    assert np.array_equal(got, ref)
-
-
 def _look_at_cameras(rng, n_views, height, width):
     intr, c2w = [], []
     for _ in range(n_views):
         eye = rng.normal(size=3)
         eye = 3.0 * eye / np.linalg.norm(eye)
-        z = -eye / np.linalg.norm(eye)
-        x = np.cross(z, [0.0, 0.0, 1.0] if abs(z[2]) < 0.9 else [1.0, 0.0, 0.0])
-        x /= np.linalg.norm(x)
-        y = np.cross(z, x)
-        m = np.eye(4)
-        m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye
-        c2w.append(m)
+        c2w.append(look_at_c2w(eye, np.zeros(3), [0.0, 0.0, 1.0]))
         f = 1.1 * width
         intr.append(np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]]))
     return np.array(intr), np.array(c2w)

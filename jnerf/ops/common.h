@@ -25,10 +25,6 @@ __device__ inline uint64_t global_index() { return (uint64_t)blockIdx.x * blockD
 __device__ inline float to_float(float v) { return v; }
 __device__ inline float to_float(__half v) { return __half2float(v); }
 
-template <typename T> __device__ inline T from_float(float v);
-template <> __device__ inline float from_float<float>(float v) { return v; }
-template <> __device__ inline __half from_float<__half>(float v) { return __float2half_rn(v); }
-
 // Load F consecutive elements of type T starting at p (aligned to F elements) into fp32 registers.
 // F == 2 uses one 8-byte (float2) or 4-byte (half2) load.
 template <typename T, int F> struct VecLoad {
@@ -49,18 +45,6 @@ template <> struct VecLoad<__half, 2> {
         out[0] = v.x; out[1] = v.y;
     }
 };
-
-// atomicAdd of two halves at once (sm_60+ has it natively); used only when a gradient buffer is itself fp16.
-__device__ inline void atomic_add_half2(__half* addr, float a, float b) {
-    atomicAdd(reinterpret_cast<__half2*>(addr), __floats2half2_rn(a, b));
-}
-
-// atomicMax on a float (any sign, no NaN): non-negative floats order like their int bits, negative ones in reverse
-// as unsigned ints.
-__device__ inline void atomic_max_float(float* addr, float v) {
-    if (v >= 0.f) atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
-    else atomicMin(reinterpret_cast<unsigned int*>(addr), __float_as_uint(v));
-}
 
 // ---------------------------------------------------------------- boxes, rays, cells
 struct Box {

@@ -13,11 +13,10 @@ import os
 
 import jittor as jt
 
-__all__ = ["OPS_DIR", "INCLUDE_ROOT", "THREADS", "compile_options", "cuda_header", "kernel_scope", "check_cuda_path"]
+__all__ = ["OPS_DIR", "INCLUDE_ROOT", "compile_options", "cuda_header", "kernel_scope", "check_cuda_path"]
 
 OPS_DIR = os.path.dirname(os.path.abspath(__file__))
 INCLUDE_ROOT = os.path.dirname(os.path.dirname(OPS_DIR))  # the folder holding the jnerf package
-THREADS = 256  # must equal jnerf::kThreads in common.h
 
 
 def check_cuda_path():

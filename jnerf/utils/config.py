@@ -18,8 +18,8 @@ import types
 
 from .registry import ConfigKeyError, closest
 
-__all__ = ["Config", "load_config", "init_cfg", "get_cfg", "save_cfg", "parse_overrides", "apply_overrides",
-           "merge_into", "ConfigKeyError"]
+__all__ = ["Config", "load_config", "save_cfg", "parse_overrides", "apply_overrides", "merge_into",
+           "ConfigKeyError"]
 
 BASE_KEY = "_base_"
 REPLACE_KEY = "_replace_"
@@ -194,22 +194,6 @@ def load_config(path, opts=None):
     cfg = Config(_load_dict(path))
     object.__setattr__(cfg, "_source", os.path.abspath(path))
     return apply_overrides(cfg, opts)
-
-
-_current = None
-
-
-def init_cfg(path, opts=None):
-    """Load a config and make it the current one (``get_cfg``); returns it."""
-    global _current
-    _current = load_config(path, opts)
-    return _current
-
-
-def get_cfg():
-    if _current is None:
-        raise RuntimeError("no config loaded: call jnerf.utils.config.init_cfg(path) first")
-    return _current
 
 
 def save_cfg(cfg, path):

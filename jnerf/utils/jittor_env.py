@@ -27,7 +27,7 @@ def _check_numpy():
         raise JittorEnvironmentError(
             f"jnerf needs numpy < 2, found numpy {numpy.__version__} at {os.path.dirname(numpy.__file__)}. "
             "Jittor 1.3.11 returns silently wrong arrays from Var.numpy() under numpy 2 "
-            "(see docs/jittor-on-cuda13.md). Fix: pip install 'numpy<2'")
+            "(README, Troubleshooting). Fix: pip install 'numpy<2'")
 
 
 def cuda_device_count():
@@ -96,5 +96,5 @@ def setup_jittor_env():
             os.environ["nvcc_path"] = ""
         elif os.environ.get("nvcc_path", None) != "":
             from jnerf.utils import jittor_patch
-            jittor_patch.apply_if_needed()
+            jittor_patch.apply_if_needed(nvcc_version())
     _done = True

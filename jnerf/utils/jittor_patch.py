@@ -88,10 +88,10 @@ def apply(src_dir=None):
     return changed
 
 
-def apply_if_needed():
-    """Apply the patch when the nvcc Jittor will use is CUDA 13 or newer; returns True if files changed."""
-    from jnerf.utils.jittor_env import nvcc_version
-    version = nvcc_version()
+def apply_if_needed(nvcc_version):
+    """Apply the patch when ``nvcc_version`` ((major, minor) of the nvcc Jittor will use, or None) is CUDA 13 or
+    newer; returns True if files changed."""
+    version = nvcc_version
     if version is None or version < (13, 0):
         return False
     try:

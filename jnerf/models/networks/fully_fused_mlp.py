@@ -68,12 +68,12 @@ class FullyFusedMLP(MLP):
         return available
 
     def execute(self, x):
-        if not self.use_fused(x.shape[0]):
+        if self.fused is False or self._spec is None:
             return super().execute(x)
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"FullyFusedMLP: input must have shape [N, {self.in_dim}], got {x.shape}")
-        if x.shape[0] == 0:                                                  # nothing to launch
-            return super().execute(x)
+        self.use_fused(x.shape[0])                                           # fused=True: raises if it cannot run
         weights = [lin.weight for lin in self.linears]                       # [out_l, in_l] float32
         biases = [lin.bias for lin in self.linears] if self.has_bias else None  # [out_l] float32
-        return fused_mlp(x, weights, biases, self._spec)                     # [N, out_dim] float32
+        min_rows = self.min_fused_rows if self.fused == "auto" else 1
+        return fused_mlp(x, weights, biases, self._spec, min_rows)           # [N, out_dim] float32

@@ -4,21 +4,14 @@ Parameters live in ``self.linears`` (``linears.0.weight``, ``linears.0.bias``, .
 ``hidden_activation``/``output_activation``, so a fused implementation can subclass MLP, keep its state dict and
 reuse the activations.
 """
-import jittor as jt
 from jittor import nn
 
+from jnerf.ops.fused_mlp.reference import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, hidden_activation,
+                                          output_activation, softplus)
 from jnerf.utils.checks import require_int
 from jnerf.utils.registry import NETWORKS
 
 __all__ = ["MLP", "softplus", "HIDDEN_ACTIVATIONS", "OUTPUT_ACTIVATIONS"]
-
-HIDDEN_ACTIVATIONS = ("relu", "softplus", "none")
-OUTPUT_ACTIVATIONS = ("none", "sigmoid")
-
-
-def softplus(x, beta):
-    """log(1 + exp(beta*x)) / beta, written so that large |beta*x| neither overflows nor loses the linear part."""
-    return jt.nn.relu(x) + jt.log(1.0 + jt.exp(-beta * jt.abs(x))) / beta
 
 
 def _check_choice(name, value, choices):
@@ -48,16 +41,10 @@ class MLP(nn.Module):
         self.linears = nn.ModuleList([nn.Linear(a, b, bias=bias) for a, b in zip(dims[:-1], dims[1:])])
 
     def hidden_activation(self, x):
-        if self.activation == "relu":
-            return jt.nn.relu(x)
-        if self.activation == "softplus":
-            return softplus(x, self.softplus_beta)
-        return x
+        return hidden_activation(x, self.activation, self.softplus_beta)
 
     def output_activation(self, x):
-        if self.output_activation_name == "sigmoid":
-            return jt.sigmoid(x)
-        return x
+        return output_activation(x, self.output_activation_name)
 
     def execute(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_dim:

@@ -20,7 +20,7 @@ import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope
 
-__all__ = ["FusedMLPSpec", "make_spec", "fused_mlp", "fused_mlp_available", "set_fused_mlp_enabled",
+__all__ = ["FusedMLPSpec", "make_spec", "fused_mlp_cuda", "fused_mlp_available", "set_fused_mlp_enabled",
            "pad16", "pack_weights", "pack_biases", "unsupported_reason", "SUPPORTED_WIDTHS"]
 
 HIDDEN_ACT_IDS = {"none": 0, "relu": 1, "softplus": 2}     # == jnerf_ffmlp::ACT_*
@@ -255,7 +255,7 @@ class FusedMLPFunction(jt.Function):
         return (dx, *gw, *(gb if self.has_bias else ()))
 
 
-def fused_mlp(x, weights, biases, spec):
+def fused_mlp_cuda(x, weights, biases, spec):
     """x [N, in_dim] (float32 or float16) -> [N, out_dim] float32 through the fused kernel.
     weights: list of L Vars [out_l, in_l]; biases: list of L Vars [out_l] or None. CUDA only."""
     has_bias = biases is not None

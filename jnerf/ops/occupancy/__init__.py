@@ -1,4 +1,4 @@
-"""Occupancy-grid ops: ray marching into packed samples, visual-hull carving, running max-weight updates.
+"""Occupancy-grid ops: ray marching into packed samples and visual-hull carving.
 
 The public functions choose the implementation at call time: the CUDA kernels of ``occupancy.py`` when
 ``jt.flags.use_cuda`` is set and they are available, otherwise the Jittor-ops reference in ``reference.py``.
@@ -10,10 +10,10 @@ import jittor as jt
 
 from jnerf.ops import cuda_kernel
 
-from .reference import (as_box, carve_visual_hull_reference, cell_centres, cell_indices,
-                        max_weight_update_reference, ray_aabb_intersect, ray_march_reference)
+from .reference import (as_box, carve_visual_hull_reference, cell_centres, cell_indices, ray_aabb_intersect,
+                        ray_march_reference)
 
-__all__ = ["PackedSamples", "ray_march", "carve_visual_hull", "max_weight_update", "ray_aabb_intersect",
+__all__ = ["PackedSamples", "ray_march", "carve_visual_hull", "ray_aabb_intersect",
            "cell_indices", "cell_centres", "as_box"]
 
 
@@ -62,9 +62,3 @@ def carve_visual_hull(intrinsics, c2w, masks, bbox_min, bbox_max, resolution, mi
     """occupied [R^3] bool: cells not seen as background by >= min_background_views views."""
     impl = _cuda_impl("carve_visual_hull_cuda") or carve_visual_hull_reference
     return impl(intrinsics, c2w, masks, bbox_min, bbox_max, resolution, min_background_views, use_corners)
-
-
-def max_weight_update(max_weight, points, weights, bbox_min, bbox_max, resolution):
-    """max_weight [R^3] raised to the rendering weights [S] of samples at points [S,3]."""
-    impl = _cuda_impl("max_weight_update_cuda") or max_weight_update_reference
-    return impl(max_weight, points, weights, bbox_min, bbox_max, resolution)

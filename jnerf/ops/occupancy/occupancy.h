@@ -1,11 +1,11 @@
-// Occupancy-grid kernels: packed ray marching (count, then fill), visual-hull carving, running max-weight update.
+// Occupancy-grid kernels: packed ray marching (count, then fill) and visual-hull carving.
 // CPU reference and semantics: jnerf/ops/occupancy/reference.py. The arithmetic that decides which samples exist
 // (slab test, sample positions, cell lookup, projections) uses round-to-nearest intrinsics, operation for
 // operation as the reference's float32 ops, so both paths pick the same samples.
 //
 // Shapes: rays_o, rays_d [R,3] f32; occupied [G^3] bool/uint8 (G cells per axis, index ix*G*G + iy*G + iz);
 // jitter [R] f32 or absent (0.5); counts [R] i32; packed_info [R,2] i32 (first, count);
-// ray_indices [S] i32; t_starts, t_ends [S] f32; max_weight [G^3] f32; points [S,3] f32; weights [S] f32;
+// ray_indices [S] i32; t_starts, t_ends [S] f32;
 // views [V, 21] f32 (per view: world-to-camera rotation 3x3 row-major, translation 3, intrinsics 3x3 row-major);
 // background [V, H, W] uint8 (1 = background pixel); occupied_out [G^3] bool.
 #pragma once
@@ -139,15 +139,6 @@ static __global__ void carve_kernel(const float* __restrict__ views, const unsig
         votes += seen ? 1 : 0;
     }
     occupied_out[cidx] = votes < min_background_views;
-}
-
-// max_weight_out (a copy of max_weight made by the caller) raised to the weight of every sample in its cell.
-static __global__ void max_weight_kernel(const float* __restrict__ points, const float* __restrict__ weights,
-                                         float* __restrict__ max_weight_out, uint32_t n_points, Box box) {
-    const uint64_t i = global_index();
-    if (i >= n_points) return;
-    const float x[3] = {points[3 * i], points[3 * i + 1], points[3 * i + 2]};
-    atomic_max_float(max_weight_out + cell_index(x, box), weights[i]);
 }
 
 }  // namespace jnerf

@@ -3,7 +3,6 @@
 - ``ray_march_cuda``: two passes (count per ray, exclusive scan -> packed_info, fill). The one host sync is reading
   the total sample count to size the outputs (unavoidable with exact-size packed outputs; once per call).
 - ``carve_visual_hull_cuda``: one thread per cell, loops over the views (run once at start-up).
-- ``max_weight_update_cuda``: copy of max_weight raised by float atomicMax per sample; no sync.
 Per-call numbers (box, resolution, step size, max_steps, near_min) travel in jt.code's data map: no recompiles.
 """
 import numpy as np
@@ -11,9 +10,9 @@ import numpy as np
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope
-from .reference import as_box, check_hull_inputs, check_march_inputs, check_weight_update_inputs
+from .reference import as_box, check_hull_inputs, check_march_inputs
 
-__all__ = ["ray_march_cuda", "carve_visual_hull_cuda", "max_weight_update_cuda"]
+__all__ = ["ray_march_cuda", "carve_visual_hull_cuda"]
 
 # Host launch code shared by the kernels that need the box: builds jnerf::Box from the data map.
 _BOX_SRC = """
@@ -55,12 +54,6 @@ _CARVE_SRC = """
         (int)data["min_views"]);
 """
 
-_MAX_WEIGHT_SRC = _BOX_SRC + """
-    // in0 max_weight [G^3] f32, in1 points [S,3] f32, in2 weights [S] f32 -> out0 max_weight [G^3] f32
-    const uint32_t n_points = in1_shape0;
-    cudaMemcpyAsync(out0_p, in0_p, sizeof(float) * (size_t)out0->num, cudaMemcpyDeviceToDevice, 0);
-    jnerf::max_weight_kernel<<<jnerf::n_blocks(n_points), jnerf::kThreads>>>(in1_p, in2_p, out0_p, n_points, box);
-"""
 
 
 def _box_data(bbox_min, bbox_max, resolution):
@@ -142,14 +135,3 @@ def carve_visual_hull_cuda(intrinsics, c2w, masks, bbox_min, bbox_max, resolutio
         return jt.code((int(resolution) ** 3,), "bool", [jt.array(views), jt.array(background)],
                        cuda_header=cuda_header("occupancy"), data=data,
                        cuda_src=_CARVE_SRC.format(use_corners="true" if use_corners else "false"))
-
-
-def max_weight_update_cuda(max_weight, points, weights, bbox_min, bbox_max, resolution):
-    """max_weight [G^3] f32 raised to the weights [S] of samples at points [S,3] (cell max) -> new [G^3] f32."""
-    check_weight_update_inputs(points, weights)
-    if points.shape[0] == 0:
-        return max_weight
-    with kernel_scope():
-        return jt.code(max_weight.shape, "float32", [_as_f32(max_weight), _as_f32(points), _as_f32(weights)],
-                       cuda_header=cuda_header("occupancy"), data=_box_data(bbox_min, bbox_max, resolution),
-                       cuda_src=_MAX_WEIGHT_SRC)

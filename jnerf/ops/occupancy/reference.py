@@ -8,7 +8,7 @@ import jittor as jt
 import numpy as np
 
 __all__ = ["as_box", "ray_aabb_intersect", "cell_indices", "cell_centres", "ray_march_reference",
-           "carve_visual_hull_reference", "max_weight_update_reference"]
+           "carve_visual_hull_reference"]
 
 # Replaces zero direction components in the slab test: the slab bounds go to +-huge instead of nan.
 _TINY_DIRECTION = 1e-9
@@ -202,26 +202,3 @@ def _all_corners(vertex_flags):
                                    dz:dz + vertex_flags.shape[2] - 1]
                 out = sub if out is None else out & sub
     return out
-
-
-def check_weight_update_inputs(points, weights):
-    """Validate (points [S,3], weights [S]) for the max-weight update (shared with the CUDA wrapper)."""
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"points: expected shape [S,3], got {list(points.shape)}")
-    if weights.ndim != 1 or weights.shape[0] != points.shape[0]:
-        raise ValueError(f"weights: expected shape [{points.shape[0]}] (one per point), got {list(weights.shape)}")
-
-
-def max_weight_update_reference(max_weight, points, weights, bbox_min, bbox_max, resolution):
-    """Running max: max_weight [R^3] float32 updated with the rendering weights [S] of the samples at points [S,3].
-
-    Returns the new max_weight (no gradients flow).
-    """
-    check_weight_update_inputs(points, weights)
-    if points.shape[0] == 0:
-        return max_weight
-    with jt.no_grad():
-        cells = cell_indices(points.stop_grad(), bbox_min, bbox_max, resolution)
-        sample_max = weights.stop_grad().float32().reindex_reduce(
-            "maximum", [resolution ** 3], ["@e0(i0)"], extras=[cells])
-        return jt.maximum(max_weight, sample_max)
