@@ -17,8 +17,11 @@ DEMO=projects/neus/configs/instant_neus_demo.py
 KEY_LINES=" (device|kernels|step [0-9]+ \||mesh at|Chamfer|F-score|evaluation|Traceback|Error)"
 DEADLINE=$((SECONDS + ${BUDGET_S:-585}))
 left() { local l=$((DEADLINE - SECONDS)); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }  # min(cap, time left)
-# The machine's own Python (numpy 2, scipy, trimesh) scores meshes: no Jittor, so no numpy < 2 needed.
-score_py() { env -u PYTHONPATH PYTHONPATH="$PWD" python3 "$@"; }
+# The machine's own Python (numpy 2, scipy) scores meshes: no Jittor, so no numpy < 2 needed; only trimesh (pure
+# Python) comes from the carried wheels.
+SCORE_PKGS=/tmp/jnerf-score-pkgs
+[ -d $SCORE_PKGS ] || python3 -m pip install -q --no-index --no-deps --target $SCORE_PKGS .device/wheels/trimesh-*.whl
+score_py() { env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS" python3 "$@"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvcc --version | tail -1
 
@@ -37,7 +40,8 @@ case "${1:-}" in
     runs=logs/zoo_$name; zoo=${ZOO:-data/zoo}
     t0=$SECONDS
     timeout "$(left 600)" python bench/zoo_quality.py train $zoo --out $runs --jobs "$jobs" \
-      --config "$tree/$DEMO" --run-net "$tree/tools/run_net.py" ${1:+--scenes "$@"} 2>&1 | tee "$OUT/zoo_$name.txt"
+      --config "$tree/$DEMO" --run-net "$tree/tools/run_net.py" --mesh-every "${MESH_EVERY:-250}" \
+      ${ZOO_OPTS:+--opts $ZOO_OPTS} ${1:+--scenes "$@"} 2>&1 | tee "$OUT/zoo_$name.txt"
     echo "== zoo $name: $((SECONDS - t0)) s"
     score_py bench/zoo_quality.py score $runs --zoo $zoo --jobs 12 --markdown "$OUT/zoo_$name.md" \
       2>&1 | tail -12
@@ -45,7 +49,8 @@ case "${1:-}" in
     ;;
   demo)
     t0=$SECONDS
-    timeout "$(left 300)" python tools/run_net.py --config-file $DEMO --task train > "$OUT/run_readme.txt" 2>&1
+    timeout "$(left 300)" python tools/run_net.py --config-file $DEMO --task train ${DEMO_OPTS:+--opts $DEMO_OPTS} \
+      > "$OUT/run_readme.txt" 2>&1
     echo "== README command: exit $? after $((SECONDS - t0)) s"
     grep -E "$KEY_LINES" logs/bunny_demo/train.log | tail -8
     ls -la logs/bunny_demo

@@ -90,16 +90,14 @@ def training_rate(log_path):
 
 
 def first_update_step(run_dir):
-    """The step of the first SDF-aware occupancy update (or weight prune) from the run's resolved config."""
-    text = open(os.path.join(run_dir, "config.py")).read()
-    for key in ("update_start", "prune_start"):
-        m = re.search(rf"'{key}': (\d+)", text)
-        if m:
-            start = int(m.group(1))
-            if key == "prune_start":  # the old rule pruned first at prune_start + prune_every
-                every = re.search(r"'prune_every': (\d+)", text)
-                start += int(every.group(1)) if every else 0
-            return start
+    """The step of the first SDF-aware occupancy update, or of the first weight prune (the rule before it), read
+    from the run's resolved config."""
+    from jnerf.utils.config import load_config
+    cfg = load_config(os.path.join(run_dir, "config.py"))
+    if "update_start" in cfg.occupancy:
+        return int(cfg.occupancy.update_start)
+    if "occupancy_schedule" in cfg:  # the old rule pruned first at prune_start + prune_every
+        return int(cfg.occupancy_schedule.prune_start) + int(cfg.occupancy_schedule.prune_every)
     return None
 
 
@@ -115,7 +113,8 @@ def _score_one(job):
 def score_run(run_dir, scene, jobs):
     cache_path = os.path.join(run_dir, "zoo_scores.json")
     cache = json.load(open(cache_path)) if os.path.isfile(cache_path) else {}
-    entries = [e for e in meshes_in_log(os.path.join(run_dir, "train.log")) if os.path.isfile(e[3])]
+    # a mesh already scored counts even when the file is gone (tables can be re-made from the cache alone)
+    entries = [e for e in meshes_in_log(os.path.join(run_dir, "train.log")) if e[3] in cache or os.path.isfile(e[3])]
     todo = [(e[3], os.path.join(scene, "gt_mesh.ply"), scene) for e in entries if e[3] not in cache]
     if todo:
         if jobs > 1:

@@ -13,13 +13,13 @@ setup_jittor_env()
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("dataset", "evaluation", "models", "ops", "optims", "runner", "utils")
+_SUBPACKAGES = ("dataset", "evaluation", "export", "models", "ops", "optims", "runner", "utils")
 
 
 def register_all():
-    """Import every registered component (datasets, models, optimisers); idempotent."""
+    """Import every registered component (datasets, models, optimisers, exporters); idempotent."""
     from .dataset import neus_dataset  # noqa: F401
-    from . import models, optims  # noqa: F401
+    from . import export, models, optims  # noqa: F401
 
 
 def __getattr__(name):

@@ -94,23 +94,33 @@ def test_saved_config_reloads_identically(base, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir(CONFIGS) if f.endswith(".py")))
-def test_shipped_configs_load_and_build_their_components(name):
-    """Every shipped config resolves, and its component dicts name registered types with valid arguments."""
-    import jnerf.models  # noqa: F401
+def test_shipped_configs_load_and_every_key_has_one_consumer(name):
+    """Every shipped config resolves; every top-level key is the runner's own or a group that one constructor
+    takes, and each group names arguments that constructor accepts (the run-time ones aside)."""
     from jnerf.runner import load_run_config
-    from jnerf.utils.registry import ENCODERS, LOSSES, NETWORKS, SAMPLERS, _check_kwargs
     for device in ("cuda", "cpu"):  # with and without the config's on_cpu settings
         cfg = load_run_config(os.path.join(CONFIGS, name), device=device)
-        _check_components(cfg, ENCODERS, LOSSES, NETWORKS, SAMPLERS, _check_kwargs)
+        _check_consumers(cfg)
 
 
-def _check_components(cfg, ENCODERS, LOSSES, NETWORKS, SAMPLERS, _check_kwargs):
-    checks = [(cfg.model, NETWORKS), (cfg.model.sdf_network, NETWORKS), (cfg.model.color_network, NETWORKS),
-              (cfg.model.variance_network, NETWORKS), (cfg.model.sdf_network.encoding, ENCODERS),
-              (cfg.occupancy, SAMPLERS), (cfg.renderer, SAMPLERS), (cfg.loss, LOSSES)]
-    for sub, registry in checks:
-        args = {k: v for k, v in sub.items() if k != "type"}
-        _check_kwargs(registry.get(sub.type), args)
+def _check_consumers(cfg):
+    import jnerf
+    from jnerf.models.samplers import SceneBox
+    from jnerf.runner.settings import EvalSettings, TrainSettings, TurntableSettings, ValidationSettings
+    from jnerf.utils import registry as R
+    jnerf.register_all()
+    runner_keys = {"exp_name", "log_dir", "seed", "device", "on_cpu"}
+    settings = {"bbox": SceneBox, "train": TrainSettings, "val": ValidationSettings, "turntable": TurntableSettings,
+                "eval": EvalSettings}
+    registries = {"dataset": R.DATASETS, "model": R.NETWORKS, "occupancy": R.SAMPLERS, "renderer": R.RENDERERS,
+                  "loss": R.LOSSES, "optim": R.OPTIMS, "scheduler": R.SCHEDULERS, "mesh": R.EXPORTERS}
+    assert set(cfg) == runner_keys | set(settings) | set(registries)
+    nested = [(cfg.model.sdf_network, R.NETWORKS), (cfg.model.color_network, R.NETWORKS),
+              (cfg.model.variance_network, R.NETWORKS), (cfg.model.sdf_network.encoding, R.ENCODERS)]
+    for sub, registry in [(cfg[k], r) for k, r in registries.items()] + nested:
+        R._check_kwargs(registry.get(sub.type), {k: v for k, v in sub.items() if k != "type"})
+    for key, cls in settings.items():
+        R.build_settings(cls, cfg[key], key)
 
 
 def test_on_cpu_settings_apply_only_on_the_cpu_and_command_line_wins(base):

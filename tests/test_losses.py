@@ -68,7 +68,7 @@ def test_neus_loss_without_samples_or_masks():
     rgb_gt = rng.uniform(size=(16, 3)).astype(np.float32)
     outputs = {k: jt.array(v) if v.size else jt.zeros(v.shape) for k, v in out_np.items()}
     terms = NeuSLoss(mask=0.0)(outputs, jt.array(rgb_gt), None, step=0)
-    assert set(terms) == {"color_l1", "eikonal", "curvature", "total"}
+    assert set(terms) == {"color_l1", "eikonal", "curvature", "total", "mse"}
     assert terms["eikonal"].item() == 0 and terms["curvature"].item() == 0
     assert terms["total"].item() == pytest.approx(np.abs(out_np["rgb"] - rgb_gt).mean(), rel=1e-5)
     with pytest.raises(ValueError, match="mask"):

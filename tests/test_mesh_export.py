@@ -10,7 +10,8 @@ import trimesh
 import jittor as jt
 from jnerf.optims import Adam, WarmupCosineLR
 from jnerf.runner.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from jnerf.utils import mesh as mesh_utils
+from jnerf.dataset.cameras import normalised_to_world, world_to_normalised
+from jnerf.export import mesh as mesh_utils
 from jnerf.utils.registry import ConfigKeyError
 
 CENTRE, RADIUS = np.array([0.1, -0.2, 0.05], np.float32), 0.6
@@ -66,8 +67,9 @@ def test_world_units_colours_and_floater_removal(tmp_path):
 
     scale_mat = np.diag([2.0, 2.0, 2.0, 1.0])
     scale_mat[:3, 3] = [10.0, 0.0, -5.0]
-    world = mesh_utils.to_world(kept_v, scale_mat)
+    world = normalised_to_world(kept_v, scale_mat)
     np.testing.assert_allclose(world, kept_v * 2 + [10.0, 0.0, -5.0], rtol=1e-6)
+    np.testing.assert_allclose(world_to_normalised(world, scale_mat), kept_v, atol=1e-6)
     colors = np.random.default_rng(0).random((len(world), 3)).astype(np.float32)
     path = mesh_utils.save_mesh(str(tmp_path / "m.ply"), world, kept_f, colors)
     back = trimesh.load(path, process=False)

@@ -5,6 +5,7 @@ import jittor as jt
 import numpy as np
 import pytest
 
+from jnerf.dataset.cameras import look_at_c2w
 from jnerf.models.samplers.occupancy_grid import INSIDE, OUTSIDE, SURFACE, OccupancyGrid, dilate_cells
 from jnerf.ops.occupancy import carve_visual_hull, ray_aabb_intersect, ray_march
 
@@ -97,24 +98,11 @@ def test_ray_march_all_empty_gives_no_samples():
     assert none.n_samples == 0 and none.n_rays == 0
 
 
-def _look_at(eye):
-    """c2w [4,4], OpenCV axes (x right, y down, z forward) looking at the origin."""
-    forward = -eye / np.linalg.norm(eye)
-    up = np.array([0.0, 0.0, 1.0]) if abs(forward[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    c2w = np.eye(4)
-    c2w[:3, :3] = np.stack([right, down, forward], axis=1)
-    c2w[:3, 3] = eye
-    return c2w
-
-
 def _sphere_views(radius=0.5, size=32):
     """Cameras around the origin and the exact silhouettes of a sphere of ``radius``."""
     eyes = [np.array(e, float) * 4.0 for e in
             [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0.6, 0.6, -0.5)]]
-    c2w = np.stack([_look_at(e) for e in eyes])
+    c2w = np.stack([look_at_c2w(e, np.zeros(3), [0.0, 0.0, 1.0]) for e in eyes])
     focal = size * 1.2
     K = np.array([[focal, 0, (size - 1) / 2], [0, focal, (size - 1) / 2], [0, 0, 1]])
     intrinsics = np.repeat(K[None], len(eyes), axis=0)

@@ -4,6 +4,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 import trimesh
 
 
@@ -26,8 +27,7 @@ def chamfer(path):
 
 
 def test_tiny_training_beats_initial_sphere_by_3x(tmp_path):
-    runner = build_runner(tiny_cfg(tmp_path, "train.val_every=0", "train.save_every=0", "train.total_steps=250",
-                                   "scheduler.total_steps=250"))
+    runner = build_runner(tiny_cfg(tmp_path, "train.val_every=0", "train.save_every=0", "train.total_steps=250"))
     initial = chamfer(runner.mesh(tag="init"))
     runner.train()  # trains, saves, exports the final mesh and evaluates it
     final_path = runner.last_mesh
@@ -57,7 +57,7 @@ def test_resume_continues_at_the_saved_step(tmp_path):
     second = build_runner(tiny_cfg(tmp_path, "train.total_steps=30", *opts), task="train", resume=True)
     assert second.step == 20 and second.optimizer.n_step == adam_steps
     np.testing.assert_array_equal(second.model.sdf_network.mlp.linears[0].weight.numpy(), sdf_weight)
-    assert second.n_rays == first.n_rays
+    assert second.renderer.n_rays == first.renderer.n_rays
     np.testing.assert_array_equal(second.grid.occupied.numpy(), first.grid.occupied.numpy())
     second.step_until(30)
     assert second.step == 30 and os.path.basename(latest_checkpoint(second.ckpt_dir)) == "ckpt_00000030.pkl"
@@ -81,3 +81,17 @@ def test_training_keeps_its_mesh_when_the_evaluator_cannot_import(tmp_path, monk
         log = f.read()
     assert "evaluation skipped (AttributeError: module 'numpy' has no attribute 'long')" in log
     assert log.count("checkpoint: ") == 1  # the periodic save at the last step is not written twice
+
+
+def test_schedules_follow_train_total_steps_and_the_sdf_levels(tmp_path):
+    """Changing train.total_steps alone gives a finished lr schedule, and the curvature schedule follows the SDF
+    network's level schedule: neither is a second number a user has to keep equal."""
+    runner = build_runner(tiny_cfg(tmp_path, "train.total_steps=123", "model.sdf_network.warmup_steps=40",
+                                   "model.sdf_network.level_steps=7"))
+    scheduler = runner.scheduler
+    assert scheduler.total_steps == 123
+    assert scheduler.factor(123) == pytest.approx(scheduler.min_factor)
+    encoding = runner.model.sdf_network.encoding
+    assert runner.loss_fn.curvature_schedule == dict(
+        warmup_steps=40, level_steps=7, decay=pytest.approx(encoding.per_level_scale),
+        decay_levels=encoding.n_levels - encoding.start_level - 1)

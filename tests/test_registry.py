@@ -56,9 +56,11 @@ def test_missing_type_and_duplicate_registration():
 
 def test_project_registries_hold_the_components():
     import jnerf  # noqa: F401  registers everything
-    from jnerf.utils.registry import ENCODERS, NETWORKS, SAMPLERS, LOSSES, OPTIMS, SCHEDULERS, DATASETS
+    from jnerf.utils.registry import (DATASETS, ENCODERS, EXPORTERS, LOSSES, NETWORKS, OPTIMS, RENDERERS, SAMPLERS,
+                                      SCHEDULERS, build_from_cfg)
+    build_from_cfg(dict(type="MeshExporter"), EXPORTERS)  # an unknown name makes the registry import the components
     assert "HashGridEncoder" in ENCODERS and "SHEncoder" in ENCODERS
     assert {"SDFNetwork", "ColorNetwork", "VarianceNetwork", "InstantNeuS"} <= set(NETWORKS.names())
-    assert {"NeuSRenderer", "OccupancyGrid"} <= set(SAMPLERS.names())
+    assert "OccupancyGrid" in SAMPLERS and "NeuSRenderer" in RENDERERS and "MeshExporter" in EXPORTERS
     assert "NeuSLoss" in LOSSES and "Adam" in OPTIMS and "WarmupCosineLR" in SCHEDULERS
     assert "NeuSDataset" in DATASETS

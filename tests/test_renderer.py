@@ -113,7 +113,7 @@ def test_bad_shapes_raise():
 
 # ---------------------------------------------------------------- NeuS alpha and the renderer
 
-from jnerf.models.samplers.neus_renderer import (NeuSRenderer, cos_anneal_ratio, neus_alpha,  # noqa: E402
+from jnerf.models.renderers.neus_renderer import (NeuSRenderer, cos_anneal_ratio, neus_alpha,  # noqa: E402
                                                 safe_normalize)
 from jnerf.models.samplers.occupancy_grid import OccupancyGrid  # noqa: E402
 

@@ -18,8 +18,6 @@ def build_parser():
         allow_abbrev=False)
     parser.add_argument("--config-file", required=True, metavar="FILE", help="Python config file")
     parser.add_argument("--task", default="train", choices=TASKS, help="what to do (default: train)")
-    parser.add_argument("--type", default="instant", choices=("instant",),
-                        help="method; only 'instant' (accepted for the original command line)")
     parser.add_argument("--resume", action="store_true", help="continue training from the latest checkpoint")
     parser.add_argument("--ckpt", metavar="PATH", help="checkpoint for mesh/render/eval (default: the latest)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
@@ -33,7 +31,6 @@ def main(argv=None):
     if not os.path.isfile(args.config_file):
         print(f"error: config file not found: {args.config_file}", file=sys.stderr)
         return 2
-    import jnerf  # noqa: F401  (prepares Jittor before anything imports it)
     from jnerf.utils.config import ConfigKeyError
     from jnerf.utils.logger import get_logger
     from jnerf.runner import build_runner, load_run_config

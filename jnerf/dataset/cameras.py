@@ -117,6 +117,18 @@ def look_at_c2w(eye, target, up):
     return c2w
 
 
+def normalised_to_world(points, scale_mat):
+    """Points [P,3] of the normalised frame (object in the unit sphere) -> world units: x_w = S @ [x, 1]."""
+    scale_mat = np.asarray(scale_mat, np.float64)
+    return np.asarray(points, np.float64) @ scale_mat[:3, :3].T + scale_mat[:3, 3]
+
+
+def world_to_normalised(points, scale_mat):
+    """The inverse of ``normalised_to_world``: world points [P,3] -> the normalised frame."""
+    scale_mat = np.asarray(scale_mat, np.float64)
+    return (np.asarray(points, np.float64) - scale_mat[:3, 3]) @ np.linalg.inv(scale_mat[:3, :3]).T
+
+
 def downscale_intrinsics(intr, factor):
     """K of an image block-averaged by an integer ``factor``, keeping pixel centres at integer coordinates.
 

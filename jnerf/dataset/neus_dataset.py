@@ -124,15 +124,9 @@ class NeuSDataset:
 
     # ----------------------------------------------------------------------------------------- helpers
     def hull_cameras(self):
-        """What the visual hull needs: intrinsics [N,3,3], c2w [N,4,4] (float32), the dilated masks [N,H,W] bool
-        (None without masks), H and W."""
-        return {"intrinsics": self.intrinsics, "c2w": self.c2w, "masks": self.dilated_masks_np,
-                "H": self.H, "W": self.W}
-
-    def to_world(self, points):
-        """Normalised-frame points [P,3] -> world units (x_world = scale_mat @ [x, 1])."""
-        points = np.asarray(points, dtype=np.float64)
-        return points @ self.scale_mat[:3, :3].T + self.scale_mat[:3, 3]
+        """What the visual hull needs: intrinsics [N,3,3], c2w [N,4,4] (float32) and the dilated masks [N,H,W]
+        bool (None without masks), keyed as ``OccupancyGrid.init_from_masks`` takes them."""
+        return {"intrinsics": self.intrinsics, "c2w": self.c2w, "masks": self.dilated_masks_np}
 
     def __len__(self):
         return self.n_images

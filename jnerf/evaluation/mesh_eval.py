@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from jnerf.dataset.cameras import normalised_to_world, world_to_normalised
+
 __all__ = ["evaluate_mesh", "format_report", "sample_surface", "voxel_downsample", "nearest_distances",
            "sampling_floor"]
 
@@ -104,10 +106,6 @@ def nearest_distances(query, target, max_dist):
 
 
 # ------------------------------------------------------------------------------------------------ scene tests
-def _to_normalised(points, scale_mat):
-    return (points - scale_mat[:3, 3]) @ np.linalg.inv(scale_mat[:3, :3]).T
-
-
 def _nearest_pixel(points, intr, c2w, height, width):
     """Per point: in_view (in front and in frame), row, col of the nearest pixel centre, camera depth."""
     from jnerf.dataset.cameras import project_points
@@ -206,14 +204,14 @@ def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_fr
     pred_vertices, pred_faces = _load_mesh(pred, "predicted")
     scene = _load_scene(scene_dir, cull_dilation) if scene_dir is not None else None
     if pred_frame == "normalised":
-        pred_vertices = pred_vertices @ scene["scale_mat"][:3, :3].T + scene["scale_mat"][:3, 3]
+        pred_vertices = normalised_to_world(pred_vertices, scene["scale_mat"])
 
     diag = float(np.linalg.norm(gt_vertices.max(0) - gt_vertices.min(0)))
     tau = tau_frac * diag if tau is None else float(tau)
     max_dist, voxel = max_dist_frac * diag, voxel_frac * diag
     pred_area_before = float(_triangle_areas(pred_vertices, pred_faces).sum()) if len(pred_faces) else 0.0
     if scene is not None:  # MonoSDF-style: keep the faces whose three vertices all survive the mask test
-        kept_vertices = covered_by_masks(_to_normalised(pred_vertices, scene["scale_mat"]), scene)
+        kept_vertices = covered_by_masks(world_to_normalised(pred_vertices, scene["scale_mat"]), scene)
         pred_faces = pred_faces[kept_vertices[pred_faces].all(axis=1)]
     gt_area = float(_triangle_areas(gt_vertices, gt_faces).sum())
     pred_area = float(_triangle_areas(pred_vertices, pred_faces).sum()) if len(pred_faces) else 0.0
@@ -231,7 +229,7 @@ def evaluate_mesh(pred, gt, scene_dir=None, pred_frame="world", tau=None, tau_fr
     if scene is not None:
         scale_mat = scene["scale_mat"]
         scale = float(np.cbrt(abs(np.linalg.det(scale_mat[:3, :3]))))  # world units per normalised unit
-        seen = seen_by_cameras(_to_normalised(gt_query, scale_mat), _to_normalised(gt_vertices, scale_mat),
+        seen = seen_by_cameras(world_to_normalised(gt_query, scale_mat), world_to_normalised(gt_vertices, scale_mat),
                                gt_faces, scene, visibility_tol_frac * diag / scale)
         gt_query = gt_query[seen]
 

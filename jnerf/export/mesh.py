@@ -1,5 +1,5 @@
-"""Mesh extraction from an SDF: marching cubes over a box in bounded-memory chunks, vertex colours, world units,
-optional clean-up, and PLY/OBJ output."""
+"""Mesh building blocks, numpy only: the SDF lattice in bounded-memory chunks, marching cubes with outward faces,
+connected components and clean-up, and atomic PLY/OBJ writers."""
 import logging
 import os
 
@@ -82,12 +82,6 @@ def marching_cubes(volume, bbox_min, bbox_max, level=0.0):
     bbox_min, bbox_max = np.asarray(bbox_min, np.float32), np.asarray(bbox_max, np.float32)
     verts = bbox_min + verts.astype(np.float32) / res * (bbox_max - bbox_min)
     return verts.astype(np.float32), faces.astype(np.int64)
-
-
-def to_world(verts, scale_mat):
-    """Normalised-frame points -> world units through the scene's scale_mat (x_w = S @ [x, 1])."""
-    scale_mat = np.asarray(scale_mat, np.float64)
-    return (verts @ scale_mat[:3, :3].T + scale_mat[:3, 3]).astype(np.float32)
 
 
 def connected_components(n_verts, faces):

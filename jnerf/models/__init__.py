@@ -1,2 +1,3 @@
-"""Model components, registered on import: encoders, networks, samplers/renderers, losses."""
-from . import encoders, networks, samplers, losses  # noqa: F401
+"""Model components, registered on import: encoders, networks, samplers (occupancy grid, scene box), renderers,
+losses."""
+from . import encoders, networks, samplers, renderers, losses  # noqa: F401

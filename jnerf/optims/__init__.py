@@ -1,3 +1,5 @@
 """Optimisers and learning-rate schedules (OPTIMS, SCHEDULERS)."""
 from .adam import Adam
-from .schedulers import WarmupCosineLR, ConstantLR
+from .schedulers import WarmupCosineLR
+
+__all__ = ["Adam", "WarmupCosineLR"]

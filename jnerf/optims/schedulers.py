@@ -25,9 +25,10 @@ class WarmupCosineLR(_FactorSchedule):
     ``total_steps`` (NeuS' schedule; the original Instant-NeuS warms up from 0 over 10k steps, which wastes them)."""
 
     def __init__(self, optimizer, total_steps, warmup_steps=500, min_factor=0.05, warmup_start=0.01):
+        """``total_steps`` is the run's train.total_steps (passed by the runner, never copied into the config)."""
         super().__init__(optimizer)
         if total_steps <= 0:
-            raise ValueError(f"scheduler.total_steps must be positive, got {total_steps}")
+            raise ValueError(f"scheduler: total_steps (train.total_steps) must be positive, got {total_steps}")
         self.total_steps, self.warmup_steps = total_steps, warmup_steps
         self.min_factor, self.warmup_start = min_factor, warmup_start
 
@@ -37,9 +38,3 @@ class WarmupCosineLR(_FactorSchedule):
         span = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-@SCHEDULERS.register_module()
-class ConstantLR(_FactorSchedule):
-    def factor(self, step):
-        return 1.0

@@ -1,9 +1,12 @@
 """Checkpoints written atomically (temp file + rename), named by step, the last K kept; nothing half-written
 is ever read back, and an interrupted run resumes from the newest complete file."""
 import glob
+import logging
 import os
 import pickle
 import re
+
+logger = logging.getLogger("jnerf")
 
 _NAME = "ckpt_{:08d}.pkl"
 _PATTERN = re.compile(r"ckpt_(\d{8})\.pkl$")
@@ -34,6 +37,24 @@ def list_checkpoints(ckpt_dir):
 def latest_checkpoint(ckpt_dir):
     ckpts = list_checkpoints(ckpt_dir)
     return ckpts[-1] if ckpts else None
+
+
+def initial_state(ckpt_dir, task, resume, ckpt=None):
+    """The state a run starts from: ``ckpt`` when given; none for a fresh training; the newest checkpoint in
+    ``ckpt_dir`` for --resume (none, with a log line, when there is none yet) and for the other tasks (an error
+    when there is none)."""
+    if ckpt:
+        return load_checkpoint(ckpt)
+    if task == "train" and not resume:
+        return None
+    path = latest_checkpoint(ckpt_dir)
+    if path is None:
+        if task == "train":
+            logger.info("--resume: no checkpoint in %s, starting from scratch", ckpt_dir)
+            return None
+        raise FileNotFoundError(f"no checkpoint in {ckpt_dir}: train first or pass --ckpt")
+    logger.info("loading %s", path)
+    return load_checkpoint(path)
 
 
 def load_checkpoint(path):

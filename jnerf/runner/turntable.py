@@ -1,22 +1,16 @@
 """Novel-view cameras for ``--task render``: a circle around the object at the training cameras' mean distance
 and elevation, looking at the normalised frame's origin, with the first camera's intrinsics."""
+import logging
+import os
+
 import numpy as np
 import jittor as jt
+from tqdm import tqdm
 
+from jnerf.dataset.cameras import look_at_c2w
+from .visualize import normal_image, to_uint8
 
-def look_at(eye, target, up):
-    """Camera-to-world [4,4] in OpenCV axes (x right, y down, z forward) looking from ``eye`` at ``target``."""
-    z = target - eye
-    z = z / np.linalg.norm(z)
-    x = np.cross(z, up)
-    if np.linalg.norm(x) < 1e-6:  # looking along ``up``: any perpendicular will do
-        x = np.cross(z, np.array([1.0, 0.0, 0.0]))
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    c2w = np.eye(4)
-    c2w[:3, :3] = np.stack([x, y, z], 1)
-    c2w[:3, 3] = eye
-    return c2w.astype(np.float32)
+logger = logging.getLogger("jnerf")
 
 
 def turntable_cameras(dataset, n_frames, downscale=1, elevation_deg=None):
@@ -36,7 +30,7 @@ def turntable_cameras(dataset, n_frames, downscale=1, elevation_deg=None):
     poses = []
     for t in np.linspace(0, 2 * np.pi, n_frames, endpoint=False):
         eye = radius * (np.cos(elevation) * (np.cos(t) * a + np.sin(t) * b) + np.sin(elevation) * up)
-        poses.append(look_at(eye, np.zeros(3), up))
+        poses.append(look_at_c2w(eye, np.zeros(3), up).astype(np.float32))
     K = dataset.intrinsics[0].astype(np.float64).copy()
     H, W = dataset.H // downscale, dataset.W // downscale
     K[:2] /= downscale  # integer pixel centres: u' = u/f keeps centres on the same rays up to the subsampling
@@ -51,3 +45,25 @@ def camera_rays(K, c2w, H, W):
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     o = np.broadcast_to(c2w[:3, 3], d.shape)
     return dict(rays_o=jt.array(np.ascontiguousarray(o, np.float32)), rays_d=jt.array(d.astype(np.float32)), H=H, W=W)
+
+
+def render_turntable(runner, settings, out_dir):
+    """Render ``settings.n_frames`` views around the object with the runner's renderer into ``out_dir``: PNG frames
+    (colour | normals) and turntable.mp4 (kept as frames alone when no ffmpeg backend is installed)."""
+    import imageio
+    os.makedirs(out_dir, exist_ok=True)
+    K, poses, (H, W) = turntable_cameras(runner.dataset, settings.n_frames, settings.downscale,
+                                         settings.elevation_deg)
+    frames = []
+    for i, c2w in enumerate(tqdm(poses, desc="render", unit="frame")):
+        rgb, normal, _, opacity = runner.render_image(camera_rays(K, c2w, H, W))
+        normal_cam = normal @ c2w[:3, :3]
+        frame = to_uint8(np.concatenate([rgb, normal_image(normal_cam) * (opacity[..., None] > 0.5)], 1))
+        imageio.imwrite(os.path.join(out_dir, f"{i:04d}.png"), frame)
+        frames.append(frame)
+    video = os.path.join(out_dir, "turntable.mp4")
+    try:
+        imageio.mimwrite(video, frames, fps=settings.fps, macro_block_size=1)
+        logger.info("render: %d frames and %s", len(frames), video)
+    except Exception as e:  # no ffmpeg backend: the PNGs are still there
+        logger.warning("could not write %s (%s); frames are in %s", video, e, out_dir)

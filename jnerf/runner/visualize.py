@@ -1,4 +1,5 @@
-"""Images a person can open: validation panels (prediction | ground truth | normals | depth) as uint8 arrays."""
+"""What a person reads and opens: validation panels (prediction | ground truth | normals | depth) as uint8
+arrays, and the log's summaries (window means of per-step figures, which MLP path runs)."""
 import numpy as np
 
 
@@ -27,3 +28,45 @@ def validation_panel(pred_rgb, gt_rgb, normals_cam, depth, opacity):
     """[H, 4W, 3] uint8: prediction, ground truth, normals, depth side by side."""
     tiles = [pred_rgb, gt_rgb, normal_image(normals_cam) * (opacity[..., None] > 0.5), depth_image(depth, opacity)]
     return to_uint8(np.concatenate(tiles, axis=1))
+
+
+def write_validation_panels(render_image, dataset, settings, step, out_dir):
+    """Render the validation views (``settings``: ValidationSettings) with ``render_image(rays)`` and write one
+    panel per view as out_dir/step<step>_view<idx>.png; logs each view's PSNR."""
+    import logging
+    import os
+    import imageio
+    from jnerf.models.losses import psnr
+    os.makedirs(out_dir, exist_ok=True)
+    for idx in settings.views:
+        rays = dataset.image_rays(idx, downscale=settings.downscale)
+        rgb, normal, depth, opacity = render_image(rays)
+        gt = rays["rgb"].numpy().reshape(rays["H"], rays["W"], 3)
+        normal_cam = normal @ dataset.c2w[idx][:3, :3]  # world -> camera: R^T n, on row vectors
+        path = os.path.join(out_dir, f"step{step:06d}_view{idx:03d}.png")
+        imageio.imwrite(path, validation_panel(rgb, gt, normal_cam, depth, opacity))
+        logging.getLogger("jnerf").info("validation view %d: psnr %.2f -> %s", idx,
+                                        psnr(max(float(np.mean((rgb - gt) ** 2)), 1e-10)), path)
+
+
+def window_means(window):
+    """{name: mean} of the per-step figures (numbers or Vars) logged since the last line; the Vars of one figure
+    are fetched in one transfer, not one device sync per step."""
+    import jittor as jt
+    means = {}
+    for name, values in window.items():
+        if isinstance(values[0], jt.Var):
+            means[name] = float(jt.concat([v.reshape((1,)) for v in values]).numpy().mean())
+        else:
+            means[name] = float(np.mean(values))
+    return means
+
+
+def mlp_path(mlp):
+    """What an MLP runs on, for the start-up log: the fused fp16 kernel or Jittor's fp32 layers."""
+    use_fused = getattr(mlp, "use_fused", None)
+    if use_fused is None or not use_fused():
+        return f"{type(mlp).__name__} (fp32 layers)"
+    if mlp.fused == "auto" and mlp.min_fused_rows > 0:
+        return f"fused fp16 kernel for batches of {mlp.min_fused_rows}+ rows, fp32 layers below"
+    return "fused fp16 kernel"

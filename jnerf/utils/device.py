@@ -12,11 +12,8 @@ def cuda_available():
     return bool(jt.has_cuda) and cuda_device_count() > 0
 
 
-def set_device(device="auto", fp16=False):
-    """Set ``jt.flags.use_cuda`` from ``device`` in {'auto', 'cpu', 'cuda'}; returns the device used.
-
-    ``fp16`` only takes effect on CUDA cards of sm_70 or newer; the returned dict says what was used.
-    """
+def set_device(device="auto"):
+    """Set ``jt.flags.use_cuda`` from ``device`` in {'auto', 'cpu', 'cuda'}; returns the device used."""
     import jittor as jt
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got '{device}'")
@@ -26,8 +23,5 @@ def set_device(device="auto", fp16=False):
                            "(no driver/GPU, or Jittor was started without nvcc: nvcc_path='')")
     jt.flags.use_cuda = int(use_cuda)
     archs = list(jt.flags.cuda_archs) if use_cuda else []
-    fp16 = bool(fp16) and use_cuda and bool(archs) and min(archs) >= 70
-    info = dict(device="cuda" if use_cuda else "cpu", archs=archs, fp16=fp16)
-    logger.info("device: %s%s, precision: %s", info["device"],
-                f" (sm_{archs[0]})" if archs else "", "fp16 (fp32 accumulation)" if fp16 else "fp32")
-    return info
+    logger.info("device: %s%s", "cuda" if use_cuda else "cpu", f" (sm_{archs[0]})" if archs else "")
+    return "cuda" if use_cuda else "cpu"

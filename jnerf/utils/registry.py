@@ -7,8 +7,9 @@ Unlike JNeRF, an unknown type or a misspelt argument is an error that names the 
 import difflib
 import inspect
 
-__all__ = ["Registry", "build_from_cfg", "ConfigKeyError", "closest",
-           "DATASETS", "ENCODERS", "NETWORKS", "SAMPLERS", "LOSSES", "OPTIMS", "SCHEDULERS"]
+__all__ = ["Registry", "build_from_cfg", "build_settings", "ConfigKeyError", "closest",
+           "DATASETS", "ENCODERS", "NETWORKS", "SAMPLERS", "RENDERERS", "LOSSES", "OPTIMS", "SCHEDULERS",
+           "EXPORTERS"]
 
 
 class ConfigKeyError(KeyError):
@@ -68,7 +69,7 @@ class Registry:
         return f"Registry({self.name}: {', '.join(self.names())})"
 
 
-def _check_kwargs(cls, kwargs):
+def _check_kwargs(cls, kwargs, where=None):
     """Raise a clear error for arguments the constructor does not take (a misspelt config key)."""
     try:
         sig = inspect.signature(cls)
@@ -80,7 +81,8 @@ def _check_kwargs(cls, kwargs):
     accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key in kwargs:
         if key not in accepted:
-            raise ConfigKeyError(f"{cls.__name__} has no argument '{key}'.{_suggest(key, accepted)} "
+            owner = f"config group '{where}' ({cls.__name__})" if where else cls.__name__
+            raise ConfigKeyError(f"{owner} has no argument '{key}'.{_suggest(key, accepted)} "
                                  f"Accepted: {', '.join(accepted)}")
 
 
@@ -110,10 +112,21 @@ def build_from_cfg(cfg, registry, **kwargs):
     return cls(**args)
 
 
+def build_settings(cls, cfg, where, **kwargs):
+    """``cls(**cfg, **kwargs)`` for a config group without a ``type`` key (a settings class such as the runner's
+    ``TrainSettings``), with the same closest-name error as ``build_from_cfg`` for a key the class does not take."""
+    args = {k: cfg[k] for k in (cfg or {}).keys()}
+    args.update(kwargs)
+    _check_kwargs(cls, args, where)
+    return cls(**args)
+
+
 DATASETS = Registry("DATASETS")
 ENCODERS = Registry("ENCODERS")
 NETWORKS = Registry("NETWORKS")
 SAMPLERS = Registry("SAMPLERS")
+RENDERERS = Registry("RENDERERS")
 LOSSES = Registry("LOSSES")
 OPTIMS = Registry("OPTIMS")
 SCHEDULERS = Registry("SCHEDULERS")
+EXPORTERS = Registry("EXPORTERS")

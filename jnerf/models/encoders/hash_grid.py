@@ -77,16 +77,16 @@ class HashGridEncoder(nn.Module):
         """Number of levels that contribute to the output (the rest output 0)."""
         return self._n_active
 
-    def set_active_levels(self, n):
+    def set_active_levels(self, n: int):
         self._n_active = require_int("HashGridEncoder", "active levels", n, 1)
         if self._n_active > self.n_levels:
             raise ValueError(f"HashGridEncoder: active levels must be <= n_levels ({self.n_levels}), got {n}")
 
-    def cell_size(self, level):
+    def cell_size(self, level: int) -> float:
         """Edge of one cell of ``level`` in the encoder's [0,1] input units (1/scale_l)."""
         if not 0 <= level < self.n_levels:
             raise ValueError(f"HashGridEncoder: level must be in [0, {self.n_levels}), got {level}")
         return 1.0 / float(self.scales[level])
 
-    def execute(self, x):
+    def execute(self, x: jt.Var) -> jt.Var:
         return hash_encode(x, self.table, self.scales, self._n_active)

@@ -38,7 +38,7 @@ def sh_coefficients(degree):
 class SHEncoder(nn.Module):
     """Unit directions [N,3] -> [N, degree^2] float32 real SH (bands 0..degree-1); inputs are not re-normalised."""
 
-    def __init__(self, degree=4):
+    def __init__(self, degree: int = 4):
         super().__init__()
         if int(degree) != degree or not 1 <= degree <= MAX_DEGREE:
             raise ValueError(f"SHEncoder: degree must be an integer in [1, {MAX_DEGREE}], got {degree!r}")
@@ -49,7 +49,7 @@ class SHEncoder(nn.Module):
     def out_dim(self):
         return self.degree ** 2
 
-    def execute(self, dirs):
+    def execute(self, dirs: jt.Var) -> jt.Var:
         if dirs.ndim != 2 or dirs.shape[1] != 3:
             raise ValueError(f"SHEncoder: dirs must have shape [N, 3], got {dirs.shape}")
         x, y, z = dirs[:, 0], dirs[:, 1], dirs[:, 2]

@@ -5,6 +5,7 @@ the level growth factor for each newly activated level so the finer levels can c
 once every level is active (the original Instant-NeuS kept decaying until the term vanished).
 """
 import math
+from typing import Optional
 
 import jittor as jt
 
@@ -43,30 +44,39 @@ def _mean_or_zero(values):
 
 @LOSSES.register_module()
 class NeuSLoss:
-    """Weighted sum of the Instant-NeuS loss terms.
+    """Weighted sum of the Instant-NeuS loss terms, and the training PSNR.
 
     Weights (0 turns a term off): color_l1, color_mse, eikonal (mean (|grad f| - 1)^2 over samples), mask
     (BCE of the opacity clamped to [mask_clamp, 1 - mask_clamp] against the mask), curvature (mean |Laplacian f|
-    over samples, scheduled by ``curvature_weight`` with the curvature_* arguments).
+    over samples, scheduled by ``curvature_weight``).
     Where rays do not sample (the renderer's free points, uniform over the box): free_eikonal (mean
     (|grad f| - 1)^2) and free_space (mean relu(-f) over the points that the visual hull carved away, where the
     surface cannot be). Together they keep the field a valid SDF off the sampled band, so that meshing the whole
     box finds no surface that training never saw.
+    The curvature schedule follows the SDF network's levels (``level_schedule``, a run-time value from
+    ``SDFNetwork.level_schedule()``): warm-up over its warm-up, one factor of the grid's growth per level step until
+    every level is on. A curvature_* argument other than None replaces that part.
     """
 
-    def __init__(self, color_l1=1.0, color_mse=0.0, eikonal=0.1, mask=0.1, curvature=5e-4,
-                 curvature_warmup_steps=0, curvature_level_steps=1, curvature_decay=1.0, curvature_decay_levels=0,
-                 mask_clamp=1e-3, free_eikonal=0.1, free_space=1.0):
+    def __init__(self, color_l1: float = 1.0, color_mse: float = 0.0, eikonal: float = 0.1, mask: float = 0.1,
+                 curvature: float = 5e-4, free_eikonal: float = 0.1, free_space: float = 1.0,
+                 mask_clamp: float = 1e-3, curvature_warmup_steps: Optional[int] = None,
+                 curvature_level_steps: Optional[int] = None, curvature_decay: Optional[float] = None,
+                 curvature_decay_levels: Optional[int] = None, level_schedule: Optional[dict] = None):
         weights = dict(color_l1=color_l1, color_mse=color_mse, eikonal=eikonal, mask=mask, curvature=curvature,
                        free_eikonal=free_eikonal, free_space=free_space)
         for name, value in weights.items():
-            if value < 0:
-                raise ValueError(f"{name}: expected a weight >= 0, got {value}")
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"loss.{name}: expected a weight >= 0, got {value!r}")
         if not 0 < mask_clamp < 0.5:
-            raise ValueError(f"mask_clamp: expected a value in (0, 0.5), got {mask_clamp}")
+            raise ValueError(f"loss.mask_clamp: expected a value in (0, 0.5), got {mask_clamp}")
         self.weights = weights
-        self.curvature_schedule = dict(warmup_steps=curvature_warmup_steps, level_steps=curvature_level_steps,
-                                       decay=curvature_decay, decay_levels=curvature_decay_levels)
+        levels = dict(dict(warmup_steps=0, level_steps=1, growth=1.0, levels_after_warmup=0), **(level_schedule or {}))
+        chosen = dict(warmup_steps=curvature_warmup_steps, level_steps=curvature_level_steps,
+                      decay=curvature_decay, decay_levels=curvature_decay_levels)
+        derived = dict(warmup_steps=levels["warmup_steps"], level_steps=levels["level_steps"],
+                       decay=levels["growth"], decay_levels=levels["levels_after_warmup"])
+        self.curvature_schedule = {k: derived[k] if v is None else v for k, v in chosen.items()}
         curvature_weight(0, curvature, **self.curvature_schedule)  # validates the schedule now, not mid-run
         self.mask_clamp = mask_clamp
 
@@ -74,7 +84,8 @@ class NeuSLoss:
         return curvature_weight(step, self.weights["curvature"], **self.curvature_schedule)
 
     def __call__(self, outputs, rgb_gt, mask=None, step=0):
-        """outputs: the renderer's dict; rgb_gt [R,3]; mask [R,1] or None -> dict of terms (Vars) and ``total``.
+        """outputs: the renderer's dict; rgb_gt [R,3]; mask [R,1] or None -> dict of terms (Vars), ``total`` and
+        ``mse`` (detached, for the PSNR).
 
         With a mask the target is composited over the renderer's background the way the prediction is:
         rgb_gt * mask + background * (1 - mask).
@@ -89,10 +100,11 @@ class NeuSLoss:
             raise ValueError("mask: required when the mask loss weight is > 0 (set mask=0 to train without masks)")
         terms = {}
         error = outputs["rgb"] - rgb_gt                                                  # [R,3]
+        mse = (error * error).mean()
         if self.weights["color_l1"] > 0:
             terms["color_l1"] = error.abs().mean()
         if self.weights["color_mse"] > 0:
-            terms["color_mse"] = (error * error).mean()
+            terms["color_mse"] = mse
         if self.weights["eikonal"] > 0:
             grad = outputs["gradient"]                                                   # [S,3]
             norm = jt.sqrt((grad * grad).sum(dim=-1) + 1e-12)                            # [S]
@@ -115,4 +127,5 @@ class NeuSLoss:
         for name, value in terms.items():
             total = value * scale[name] if total is None else total + value * scale[name]
         terms["total"] = total if total is not None else jt.zeros((1,), dtype=jt.float32).sum()
+        terms["mse"] = mse.detach()  # for the PSNR in the log: colour error against the composited target
         return terms

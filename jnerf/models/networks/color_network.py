@@ -2,6 +2,8 @@
 
 With post decoding the renderer calls it once per ray on composited features and normals; otherwise per sample.
 """
+from typing import Optional
+
 import jittor as jt
 from jittor import nn
 
@@ -35,7 +37,7 @@ class ColorNetwork(nn.Module):
                                   hidden_dim=hidden_dim, n_hidden_layers=n_hidden_layers, activation="relu",
                                   output_activation=activation)
 
-    def execute(self, feature, dirs, normals=None):
+    def execute(self, feature: jt.Var, dirs: jt.Var, normals: Optional[jt.Var] = None) -> jt.Var:
         _check_rows("feature", feature, None, self.feature_dim)
         _check_rows("dirs", dirs, feature.shape[0], 3)
         inputs = [feature, self.dir_encoding(dirs)]

@@ -6,12 +6,14 @@ Points come in the normalised frame. The bbox cube (centre c, half size r = max(
 SDF channel is multiplied by r so that the SDF is in normalised-frame units.
 """
 import math
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 import jittor as jt
 from jittor import nn
 
+from jnerf.dataset.cameras import fibonacci_directions
 from jnerf.models.networks.build import build_module
 from jnerf.utils.checks import require_int
 from jnerf.utils.registry import ENCODERS, NETWORKS, build_from_cfg
@@ -33,12 +35,7 @@ def _random_rotation():
 
 def spread_directions(n):
     """n unit vectors spread evenly over the sphere (Fibonacci lattice, randomly rotated) [n, 3] float64."""
-    i = np.arange(n) + 0.5
-    z = 1 - 2 * i / n
-    azimuth = i * math.pi * (3 - math.sqrt(5))  # golden angle
-    ring = np.sqrt(1 - z * z)
-    dirs = np.stack([ring * np.cos(azimuth), ring * np.sin(azimuth), z], axis=1)
-    return dirs @ _random_rotation().T
+    return fibonacci_directions(n) @ _random_rotation().T
 
 
 def init_sphere_sdf(mlp, radius):
@@ -110,7 +107,7 @@ class SDFNetwork(nn.Module):
 
     def __init__(self, encoding, bbox_min, bbox_max, hidden_dim=64, n_hidden_layers=1, feature_dim=16,
                  sphere_init_radius=0.5, softplus_beta=100, include_xyz=True, grad_mode="central",
-                 warmup_steps=10000, level_steps=2000, mlp_type="MLP"):
+                 warmup_steps=1000, level_steps=500, mlp_type="MLP"):
         super().__init__()
         if grad_mode not in GRAD_MODES:
             raise ValueError(f"SDFNetwork: grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
@@ -136,7 +133,7 @@ class SDFNetwork(nn.Module):
         if sphere_init_radius is not None:
             init_sphere_sdf(self.mlp, sphere_init_radius / self.half_size)
 
-    def execute(self, x):
+    def execute(self, x: jt.Var) -> Tuple[jt.Var, jt.Var]:
         if x.ndim != 2 or x.shape[1] != 3:
             raise ValueError(f"SDFNetwork: points must have shape [N, 3], got {x.shape}")
         local = (x - jt.array(self.center.astype(np.float32))) / self.half_size  # [N,3] in [-1,1] inside the cube
@@ -145,11 +142,11 @@ class SDFNetwork(nn.Module):
         out = self.mlp(inputs)  # [N, 1 + feature_dim]
         return out[:, 0] * self.half_size, out[:, 1:]
 
-    def finite_difference_step(self):
+    def finite_difference_step(self) -> float:
         """One cell of the finest active hash level, in normalised-frame units."""
         return self.encoding.cell_size(self.encoding.n_active - 1) * 2 * self.half_size
 
-    def gradient(self, x, laplacian=True):
+    def gradient(self, x: jt.Var, laplacian: bool = True) -> Dict[str, Optional[jt.Var]]:
         """Central differences with an isotropic step of one finest-active cell; the centre and the 6 offset
         points go through the network in one batch of 7N. Returns dict sdf [N], feature [N,F], gradient [N,3],
         laplacian [N] (None when not asked for)."""
@@ -172,12 +169,19 @@ class SDFNetwork(nn.Module):
             result["laplacian"] = (plus + minus - 2 * centre.unsqueeze(0)).sum(dim=0) / (eps * eps)
         return result
 
-    def active_levels_at(self, step):
+    def active_levels_at(self, step: int) -> int:
         """Progressive schedule: start_level until warmup_steps, then one more level every level_steps."""
         start = self.encoding.start_level
         if step < self.warmup_steps:
             return start
         return min(start + 1 + (int(step) - self.warmup_steps) // self.level_steps, self.encoding.n_levels)
 
-    def update_step(self, step):
+    def update_step(self, step: int):
         self.encoding.set_active_levels(self.active_levels_at(step))
+
+    def level_schedule(self) -> dict:
+        """The progressive schedule other schedules follow (the curvature weight): warmup_steps, level_steps, the
+        grid's per-level growth factor and the number of levels switched on after the warm-up."""
+        return dict(warmup_steps=self.warmup_steps, level_steps=self.level_steps,
+                    growth=float(self.encoding.per_level_scale),
+                    levels_after_warmup=self.encoding.n_levels - self.encoding.start_level - 1)

@@ -15,14 +15,14 @@ INV_S_MIN, INV_S_MAX = 1e-6, 1e6
 class VarianceNetwork(nn.Module):
     """``inv_s()`` -> [1] float32, exp(scale * variance) clipped to [1e-6, 1e6]; starts at exp(scale * init_val)."""
 
-    def __init__(self, init_val=0.3, scale=10.0):
+    def __init__(self, init_val: float = 0.3, scale: float = 10.0):
         super().__init__()
         if not np.isfinite(init_val) or not np.isfinite(scale):
             raise ValueError(f"VarianceNetwork: init_val and scale must be finite, got {init_val} and {scale}")
         self.scale = float(scale)
         self.variance = jt.array(np.array([init_val], np.float32))  # [1], trainable
 
-    def inv_s(self):
+    def inv_s(self) -> jt.Var:
         return jt.exp(self.variance * self.scale).clamp(INV_S_MIN, INV_S_MAX)
 
     def execute(self):

@@ -7,8 +7,11 @@ sample or, with post decoding, decoded once per ray from the composited geometry
 import jittor as jt
 import numpy as np
 
+from typing import Optional
+
 from jnerf.ops.volume_render import accumulate, render_weights
-from jnerf.utils.registry import NETWORKS, SAMPLERS, build_from_cfg
+from jnerf.utils.checks import require_int
+from jnerf.utils.registry import NETWORKS, RENDERERS, SAMPLERS, build_from_cfg
 
 __all__ = ["neus_alpha", "cos_anneal_ratio", "safe_normalize", "NeuSRenderer"]
 
@@ -19,12 +22,12 @@ _MIN_NORMAL_NORM = 1e-6
 _MIN_OPACITY = 1e-6
 
 
-def cos_anneal_ratio(step, anneal_end):
+def cos_anneal_ratio(step: int, anneal_end: int) -> float:
     """r = min(1, step / anneal_end); 1 at once when anneal_end <= 0."""
     return 1.0 if anneal_end <= 0 else min(1.0, float(step) / float(anneal_end))
 
 
-def neus_alpha(sdf, gradient, dirs, dists, inv_s, cos_anneal_ratio):
+def neus_alpha(sdf: jt.Var, gradient: jt.Var, dirs: jt.Var, dists: jt.Var, inv_s, cos_anneal_ratio: float) -> jt.Var:
     """NeuS discrete opacity per sample (NeuS eq. 13 with the annealed cosine of Instant-NeuS / NeuS code).
 
     sdf [S], gradient [S,3], dirs [S,3] (unit ray directions), dists [S] (interval lengths), inv_s float or Var
@@ -42,7 +45,7 @@ def neus_alpha(sdf, gradient, dirs, dists, inv_s, cos_anneal_ratio):
     return jt.clamp((prev_cdf - next_cdf + 1e-5) / (prev_cdf + 1e-5), 0.0, 1.0)
 
 
-def safe_normalize(vectors, fallback=None):
+def safe_normalize(vectors: jt.Var, fallback: Optional[jt.Var] = None) -> jt.Var:
     """Unit vectors [N,3]; rows shorter than a tiny norm become ``fallback`` [N,3] (default: left as ~0)."""
     norm = jt.sqrt((vectors * vectors).sum(dim=-1, keepdims=True))                      # [N,1]
     unit = vectors / jt.maximum(norm, jt.full_like(norm, _MIN_NORMAL_NORM))
@@ -51,9 +54,10 @@ def safe_normalize(vectors, fallback=None):
     return jt.where(norm > _MIN_NORMAL_NORM, unit, fallback)
 
 
-@SAMPLERS.register_module()
+@RENDERERS.register_module()
 class NeuSRenderer:
-    """Renders rays of the normalised frame with an Instant-NeuS model and an OccupancyGrid.
+    """Renders rays of the normalised frame with an Instant-NeuS model and an OccupancyGrid, and owns the
+    training ray budget.
 
     model: object or config dict of ``InstantNeuS`` (``sdf_network.gradient(x, laplacian)``,
     ``color_network(feature, dirs, normals)``, ``variance_network.inv_s()``, ``post_decoding``);
@@ -62,10 +66,14 @@ class NeuSRenderer:
     anneal_end: steps over which the NeuS cosine anneals; near_min: nearest allowed t.
     free_points: points drawn uniformly over the grid's box at each training step, on which the losses keep the SDF
     valid where no ray samples (eikonal, and positive where the visual hull carved the space away).
+    Ray budget: ``n_rays`` rays in the first training step; with ``dynamic_rays`` the count then follows
+    ``target_samples`` samples per step (instant-nsr-pl's rule, smoothed), within [min_rays, max_rays].
     """
 
-    def __init__(self, model, occupancy_grid, step_size=2e-3, max_steps=1024, background="black",
-                 anneal_end=20000, near_min=0.0, free_points=4096):
+    def __init__(self, model, occupancy_grid, step_size: float = 2.0 / 512, max_steps: int = 1024,
+                 background: str = "random", anneal_end: int = 2000, near_min: float = 0.0,
+                 free_points: int = 4096, n_rays: int = 1024, dynamic_rays: bool = True,
+                 target_samples: int = 1 << 18, min_rays: int = 256, max_rays: int = 8192):
         self.model = build_from_cfg(model, NETWORKS) if isinstance(model, dict) else model
         self.occupancy_grid = (build_from_cfg(occupancy_grid, SAMPLERS) if isinstance(occupancy_grid, dict)
                                else occupancy_grid)
@@ -80,12 +88,28 @@ class NeuSRenderer:
         self.background = background
         self.anneal_end = anneal_end
         self.near_min = float(near_min)
-        if int(free_points) != free_points or free_points < 0:
-            raise ValueError(f"free_points: expected an integer >= 0, got {free_points}")
-        self.free_points = int(free_points)
+        self.free_points = require_int("renderer", "free_points", free_points, 0)
+        self.min_rays = require_int("renderer", "min_rays", min_rays, 1)
+        self.max_rays = require_int("renderer", "max_rays", max_rays, self.min_rays)
+        self.n_rays = int(np.clip(require_int("renderer", "n_rays", n_rays, 1), self.min_rays, self.max_rays))
+        self.target_samples = require_int("renderer", "target_samples", target_samples, 1)
+        self.dynamic_rays = bool(dynamic_rays)
+
+    def update_ray_budget(self, n_samples: int):
+        """After a training step that drew ``n_samples`` samples from ``n_rays`` rays: aim the next step's ray
+        count at ``target_samples`` samples (smoothed, so the count does not jitter)."""
+        if self.dynamic_rays and n_samples > 0:
+            wanted = self.n_rays * self.target_samples / n_samples
+            self.n_rays = int(np.clip(0.9 * self.n_rays + 0.1 * wanted, self.min_rays, self.max_rays))
+
+    def state_dict(self) -> dict:
+        return {"n_rays": self.n_rays}
+
+    def load_state_dict(self, state: dict):
+        self.n_rays = int(state["n_rays"])
         self.last_step = 0
 
-    def background_colours(self, n_rays, is_training):
+    def background_colours(self, n_rays: int, is_training: bool) -> jt.Var:
         """[n_rays, 3] float32 background each ray is composited over."""
         if self.background == "white":
             return jt.ones((n_rays, 3), dtype=jt.float32)
@@ -93,7 +117,7 @@ class NeuSRenderer:
             return jt.rand((n_rays, 3), dtype=jt.float32)
         return jt.zeros((n_rays, 3), dtype=jt.float32)
 
-    def render(self, rays_o, rays_d, step=0, is_training=False):
+    def render(self, rays_o: jt.Var, rays_d: jt.Var, step: int = 0, is_training: bool = False) -> dict:
         """rays_o, rays_d [R,3] (unit directions) -> dict (see docs/design.md): rgb, opacity, depth, normal,
         background per ray; gradient [S,3], laplacian [S], weights [S], points [S,3] (detached), n_samples."""
         if is_training:
@@ -159,7 +183,15 @@ class NeuSRenderer:
                 "background": background, "gradient": jt.zeros((0, 3)), "laplacian": jt.zeros((0,)),
                 "weights": jt.zeros((0,)), "points": jt.zeros((0, 3)), "n_samples": 0}
 
-    def render_chunked(self, rays_o, rays_d, chunk=4096, step=None):
+    def render_image(self, rays: dict, chunk: int = 4096, step: Optional[int] = None):
+        """``rays``: a dataset's ``image_rays`` dict (rays_o, rays_d, H, W) -> numpy rgb [H,W,3], normal [H,W,3],
+        depth [H,W], opacity [H,W]."""
+        out = self.render_chunked(rays["rays_o"], rays["rays_d"], chunk=chunk, step=step)
+        H, W = rays["H"], rays["W"]
+        return (out["rgb"].reshape(H, W, 3), out["normal"].reshape(H, W, 3), out["depth"].reshape(H, W),
+                out["opacity"].reshape(H, W))
+
+    def render_chunked(self, rays_o, rays_d, chunk: int = 4096, step: Optional[int] = None) -> dict:
         """Inference over many rays in chunks without gradients -> dict of numpy float32 arrays
         rgb [R,3], opacity [R,1], depth [R,1], normal [R,3]. ``step`` (default: the last training step) sets the
         cos annealing."""

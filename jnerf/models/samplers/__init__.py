@@ -1,7 +1,8 @@
-"""Samplers: the occupancy grid, packed samples and the NeuS renderer (registered in SAMPLERS)."""
+"""Samplers (SAMPLERS): the occupancy grid that decides where rays take samples, packed samples, and the scene
+box that bounds them."""
 from jnerf.ops.occupancy import PackedSamples
 
-from .neus_renderer import NeuSRenderer, cos_anneal_ratio, neus_alpha, safe_normalize
 from .occupancy_grid import OccupancyGrid
+from .scene_box import SceneBox
 
-__all__ = ["PackedSamples", "OccupancyGrid", "NeuSRenderer", "neus_alpha", "cos_anneal_ratio", "safe_normalize"]
+__all__ = ["PackedSamples", "OccupancyGrid", "SceneBox"]

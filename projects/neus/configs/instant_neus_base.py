@@ -1,16 +1,17 @@
-# Instant-NeuS defaults. Per-object configs set `_base_ = 'instant_neus_base.py'` and override a few keys;
-# setting a key this file does not have is an error (typo guard). Units are the scene's normalised frame
-# (cameras_sphere.npz's scale_mat maps the object into the unit sphere) unless a comment says otherwise.
+# Instant-NeuS defaults: the one place that states them. Per-object configs set `_base_ = 'instant_neus_base.py'`
+# and override a few keys; setting a key this file does not have is an error (typo guard). Each group is read by
+# one constructor, named in its heading, which checks it. Units are the scene's normalised frame (cameras_sphere.npz's
+# scale_mat maps the object into the unit sphere) unless a comment says otherwise. Values derived from others
+# (the lr schedule's length, the curvature schedule) are not keys: the components compute them.
 
-# ---------------------------------------------------------------------------------------------- experiment
+# --------------------------------------------------------------------------------------- run (the runner)
 exp_name = 'instant_neus'          # outputs go to <log_dir>/<exp_name>/
 log_dir = 'logs'
 seed = 0
 device = 'auto'                    # 'auto' (CUDA when usable), 'cpu' or 'cuda'
 on_cpu = None                      # dict of overrides merged in when the run ends up on the CPU (before --opts)
-fp16 = False                       # fp16 MLPs/hash tables on CUDA cards >= sm_70 (fp32 accumulation)
 
-# ------------------------------------------------------------------------------------------------- scene
+# --------------------------------------------------------------------------------- scene (NeuSDataset)
 dataset = dict(
     type='NeuSDataset',
     root='data/bunny',             # folder with cameras_sphere.npz, image/, mask/
@@ -19,24 +20,27 @@ dataset = dict(
     use_masks=True,
     ray_sampling='mask',           # 'mask': draw rays inside the dilated masks; 'all': from every pixel
 )
-bbox_mode = 'auto'                 # 'auto': tight box from the visual hull (logged, saved in config.py);
-                                   # 'config': use bbox_corner / bbox_size below
-bbox_corner = [-1.0, -1.0, -1.0]   # box corner (bbox_mode='config'); 'auto' writes the derived box here
-bbox_size = [2.0, 2.0, 2.0]        # box edge lengths
-bbox_margin = 0.05                 # 'auto': margin added on each side, as a fraction of the largest edge
-auto_bbox_resolution = 64          # 'auto': resolution of the coarse hull used to find the box
+bbox = dict(                       # SceneBox: the box the hash grid, occupancy grid and marching cubes share
+    mode='auto',                   # 'auto': the visual hull's box (logged; written back into the run's config.py)
+                                   # 'config': corner and size below
+    corner=None,                   # box corner [x, y, z] ('config')
+    size=None,                     # box edge lengths [x, y, z] ('config')
+    margin=0.05,                   # 'auto': grown by this much on each side
+    hull_resolution=64,            # 'auto': cells per axis of the coarse hull over [-1, 1]^3
+)
 
-# ------------------------------------------------------------------------------------------------- model
+# ------------------------------------------------------------------------------------ model (InstantNeuS)
 model = dict(
     type='InstantNeuS',
     post_decoding=True,            # composite geometry features per ray, decode colour once per ray
     sdf_network=dict(
-        type='SDFNetwork',
+        type='SDFNetwork',         # box: the scene box, given at run time
         encoding=dict(
             type='HashGridEncoder',
             n_levels=16, n_features_per_level=2, log2_hashmap_size=19,
             base_resolution=32, finest_resolution=2048,
             start_level=4,         # levels active at the start (progressive: coarse to fine)
+            dtype='float32',
         ),
         hidden_dim=64, n_hidden_layers=1,
         feature_dim=16,            # geometry feature channels (after the SDF channel)
@@ -49,12 +53,12 @@ model = dict(
                        use_normal=True, activation='sigmoid',
                        # fp16 tensor-core MLP on CUDA >= sm_75, the same nn.Linear maths elsewhere
                        mlp_type='FullyFusedMLP'),
-    variance_network=dict(type='VarianceNetwork', init_val=0.3),  # inv_s = exp(10 * init_val) at start
+    variance_network=dict(type='VarianceNetwork', init_val=0.3, scale=10.0),  # inv_s = exp(scale * init_val)
 )
 
-# ------------------------------------------------------------------------------- occupancy and rendering
+# ----------------------------------------------------------------------- occupancy (OccupancyGrid)
 occupancy = dict(
-    type='OccupancyGrid',          # box filled in by the runner
+    type='OccupancyGrid',          # box: the scene box, given at run time
     resolution=128,
     use_visual_hull=True,          # the masks' visual hull bounds the grid (cells outside: known empty space)
     hull_min_background_views=1,   # a cell is carved once this many views see it as background
@@ -63,64 +67,69 @@ occupancy = dict(
     band_cells=2.0,                # near-surface: |sdf| <= band_cells cell half-diagonals + band_softness / inv_s
     band_softness=5.0,
 )
+
+# ------------------------------------------------------------------------------ rendering (NeuSRenderer)
 renderer = dict(
     type='NeuSRenderer',
-    step_size=2.0 / 512,           # marching step inside occupied cells (normalised units)
+    step_size=2.0 / 512,           # marching step inside marched cells (normalised units)
     max_steps=1024,                # per ray
     background='random',           # 'black' | 'white' | 'random' (composited into the target too)
     anneal_end=2000,               # cos-annealing of NeuS' alpha ends here
     free_points=4096,              # points uniform over the box per step for the free_* losses
+    n_rays=1024,                   # rays in the first step; then, with dynamic_rays, ...
+    dynamic_rays=True,
+    target_samples=1 << 18,        # ... aimed at this many samples per step
+    min_rays=256, max_rays=8192,
 )
 
-# ----------------------------------------------------------------------------------------------- losses
+# ------------------------------------------------------------------------------------- losses (NeuSLoss)
 loss = dict(
     type='NeuSLoss',
     color_l1=1.0, color_mse=0.0,
     eikonal=0.1,
     mask=0.1,                      # BCE of opacity vs mask
-    curvature=5e-4,                # |Laplacian| weight: ramps up linearly over curvature_warmup_steps, ...
-    curvature_warmup_steps=1000,   #   (= sdf_network.warmup_steps, when levels start to grow)
-    curvature_level_steps=500,     # ... then divides by curvature_decay every level step (= level_steps) ...
-    curvature_decay=1.3195,        #   (the hash grid's per-level scale: (2048/32)^(1/15))
-    curvature_decay_levels=11,     # ... until all levels are on (16 - start_level - 1), then stays constant
+    curvature=5e-4,                # |Laplacian| weight: ramps up over the SDF's level warm-up, then divides by the
+                                   #   grid's per-level growth for each level switched on, then stays constant
     free_eikonal=0.1,              # eikonal on the renderer's free points (the SDF stays an SDF off the rays)
     free_space=1.0,                # relu(-sdf) on free points the visual hull carved away (no surface there)
+    mask_clamp=1e-3,               # opacity clamp inside the mask BCE
+    curvature_warmup_steps=None,   # None: derived from model.sdf_network (warmup_steps, level_steps, the grid's
+    curvature_level_steps=None,    #   growth factor, the levels after the warm-up); a number overrides
+    curvature_decay=None,
+    curvature_decay_levels=None,
 )
 
-# ---------------------------------------------------------------------------------------------- optimiser
+# ---------------------------------------------------------------------- optimiser (Adam, WarmupCosineLR)
 optim = dict(type='Adam', lr=1e-2, betas=(0.9, 0.99), eps=1e-15,
              group_lr=dict(variance=1e-3))            # groups: encoding, mlp, variance
-scheduler = dict(type='WarmupCosineLR', total_steps=20000, warmup_steps=500, min_factor=0.05)
+scheduler = dict(type='WarmupCosineLR', warmup_steps=500, min_factor=0.05)  # over train.total_steps
 
-# ------------------------------------------------------------------------------------------------ training
+# ------------------------------------------------------------------------- training loop (TrainSettings)
 train = dict(
     total_steps=20000,
-    n_rays=1024,                   # rays in the first step; then adjusted toward target_samples
-    dynamic_rays=True,
-    target_samples=1 << 18,        # samples per step the ray count aims at
-    min_rays=256, max_rays=8192,
-    log_every=100,                 # a log line (every loss term, inv_s, levels, rays, samples, occupancy)
+    log_every=100,                 # a log line (every loss term, inv_s, levels, rays, samples, cells, lr)
     val_every=2500,                # validation images (RGB | GT | normal | depth) under validation/
     save_every=5000,               # checkpoints (atomic) under checkpoints/
     keep_checkpoints=3,
     mesh_every=0,                  # preview meshes during training (0: only at the end)
 )
-val = dict(views=[0], downscale=2, chunk=8192)
+val = dict(views=[0], downscale=2, chunk=8192)       # ValidationSettings
 
-# -------------------------------------------------------------------------------------------------- outputs
+# ---------------------------------------------------------------------------------------------- outputs
 mesh = dict(
+    type='MeshExporter',
     resolution=512,                # marching cubes lattice over the box
     preview_resolution=128,
     chunk=1 << 18,                 # points per network call (bounds memory)
     level=0.0,                     # SDF iso-level
-    mask_with_occupancy=True,      # evaluate only points in occupied cells (faster, no floaters outside)
+    mask_with_occupancy=True,      # evaluate only near the surface the grid knows (faster; same mesh)
     clean='largest',               # 'largest' component, 'small' (drop < min_component_fraction), 'none'
     min_component_fraction=0.01,
     vertex_colors=True,
     formats=['ply'],               # add 'obj' for OBJ as well
     save_normalized=False,         # also save the mesh in the normalised frame
 )
-render = dict(n_frames=60, downscale=2, fps=30, elevation_deg=None)   # turntable (None: cameras' mean)
-eval = dict(gt_mesh=None,          # default: <dataset root>/gt_mesh.ply when present
+turntable = dict(n_frames=60, downscale=2, fps=30, elevation_deg=None)   # --task render (None: cameras' mean)
+eval = dict(gt_mesh=None,          # EvalSettings; default: <dataset root>/gt_mesh.ply when present
             cull_with_masks=True,  # drop predicted surface that no training mask covers (DTU-style)
             after_training=True)   # evaluate the final mesh at the end of --task train when GT exists

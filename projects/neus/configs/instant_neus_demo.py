@@ -7,25 +7,23 @@ _base_ = 'instant_neus_base.py'
 exp_name = 'bunny_demo'
 dataset = dict(root='data/bunny')
 model = dict(sdf_network=dict(warmup_steps=300, level_steps=150))
-loss = dict(curvature_warmup_steps=300, curvature_level_steps=150)
 occupancy = dict(update_start=500, update_every=100)
 renderer = dict(anneal_end=1000)
-scheduler = dict(total_steps=3000, warmup_steps=200)
+scheduler = dict(warmup_steps=200)
 train = dict(total_steps=3000, val_every=1000, save_every=1000)
 
 on_cpu = dict(
     dataset=dict(downscale=2, mask_dilation=4),          # 160x160 images
-    auto_bbox_resolution=32,
+    bbox=dict(hull_resolution=32),
     model=dict(sdf_network=dict(                          # 8 levels up to 256^3, a 2^15 table
         encoding=dict(n_levels=8, log2_hashmap_size=15, base_resolution=16, finest_resolution=256),
         feature_dim=8, warmup_steps=100, level_steps=50)),
     occupancy=dict(resolution=48, update_start=100, update_every=50),
-    renderer=dict(step_size=2.0 / 128, max_steps=256, anneal_end=200, free_points=1024),
-    loss=dict(curvature_warmup_steps=100, curvature_level_steps=50, curvature_decay=1.44, curvature_decay_levels=3),
-    scheduler=dict(total_steps=400, warmup_steps=50),
-    train=dict(total_steps=400, n_rays=256, target_samples=1 << 14, min_rays=128, max_rays=1024,
-               log_every=50, val_every=200, save_every=200),
+    renderer=dict(step_size=2.0 / 128, max_steps=256, anneal_end=200, free_points=1024,
+                  n_rays=256, target_samples=1 << 14, min_rays=128, max_rays=1024),
+    scheduler=dict(warmup_steps=50),
+    train=dict(total_steps=400, log_every=50, val_every=200, save_every=200),
     val=dict(downscale=2, chunk=4096),
     mesh=dict(resolution=128, chunk=1 << 16),
-    render=dict(n_frames=12, downscale=2),
+    turntable=dict(n_frames=12, downscale=2),
 )

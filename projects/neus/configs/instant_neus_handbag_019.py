@@ -4,12 +4,9 @@ _base_ = 'instant_neus_base.py'
 
 exp_name = 'handbag_019'
 dataset = dict(root='data/handbag_019', mask_dilation=20)
-# The original needed a first run with cal_bbox=True and these numbers copied by hand; bbox_mode='auto' derives a
+# The original needed a first run with cal_bbox=True and these numbers copied by hand; bbox mode 'auto' derives a
 # box from the visual hull instead. A fixed box, as the original used:
-bbox_mode = 'config'
-bbox_corner = [-0.3, -0.4, -0.2]
-bbox_size = [0.6, 0.6, 0.6]
+bbox = dict(mode='config', corner=[-0.3, -0.4, -0.2], size=[0.6, 0.6, 0.6])
 loss = dict(mask=1.0)                       # masks are reliable on this object
-train = dict(total_steps=30000)
-scheduler = dict(total_steps=30000)
+train = dict(total_steps=30000)             # the lr schedule follows
 mesh = dict(formats=['ply', 'obj'])
