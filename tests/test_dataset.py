@@ -267,11 +267,29 @@ def test_error_camera_inside_unit_sphere(scene_copy):
     _error(scene_copy, "inside the unit sphere")
 
 
+def test_images_pair_with_cameras_by_their_number(scene_copy):
+    """A deleted image with cameras_sphere.npz unchanged used to shift every later image onto the previous camera."""
+    full = load_scene_arrays(scene_copy)
+    os.remove(os.path.join(scene_copy, "image", "002.png"))
+    os.remove(os.path.join(scene_copy, "mask", "002.png"))
+    message = _error(scene_copy, "002.png")
+    assert "world_mat_2" in message and "skip_unpaired_views" in message
+    kept = load_scene_arrays(scene_copy, skip_unpaired_views=True)
+    assert kept["views"] == [0, 1, 3, 4, 5]
+    np.testing.assert_array_equal(kept["c2w"], full["c2w"][[0, 1, 3, 4, 5]])   # 003.png keeps world_mat_3
+    np.testing.assert_array_equal(kept["masks"], full["masks"][[0, 1, 3, 4, 5]])
+    _rewrite_cameras(scene_copy, world_mat_9=np.load(os.path.join(scene_copy, "cameras_sphere.npz"))["world_mat_0"],
+                     scale_mat_9=np.load(os.path.join(scene_copy, "cameras_sphere.npz"))["scale_mat_0"])
+    shutil.copy(os.path.join(scene_copy, "image", "000.png"), os.path.join(scene_copy, "image", "011.png"))
+    message = _error(scene_copy, "world_mat_9")
+    assert "011.png" in message and "world_mat_11" in message
+
+
 def test_error_mask_count_and_size(scene_copy):
     mask_dir = os.path.join(scene_copy, "mask")
     last = sorted(os.listdir(mask_dir))[-1]
     os.remove(os.path.join(mask_dir, last))
-    _error(scene_copy, "5 masks for 6 images")
+    assert last in _error(scene_copy, "no mask for")
     Image.fromarray(np.full((HEIGHT + 2, WIDTH), 255, np.uint8)).save(os.path.join(mask_dir, last))
     assert last in _error(scene_copy, "expected 48x40")
 

@@ -12,6 +12,7 @@ from jnerf.optims import Adam, WarmupCosineLR
 from jnerf.runner.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from jnerf.dataset.cameras import normalised_to_world, world_to_normalised
 from jnerf.export import mesh as mesh_utils
+from jnerf.utils.errors import UserError
 from jnerf.utils.registry import ConfigKeyError
 
 CENTRE, RADIUS = np.array([0.1, -0.2, 0.05], np.float32), 0.6
@@ -110,14 +111,14 @@ def test_components_match_trimesh_split_and_obj_round_trips(tmp_path):
 def test_checkpoints_are_atomic_numbered_and_pruned(tmp_path):
     d = str(tmp_path / "ckpt")
     for step in (5, 100, 20, 1000):
-        save_checkpoint(d, step, {"step": step}, keep_last=2)
+        save_checkpoint(d, step, {"step": step, "model": {}}, keep_last=2)
     assert [os.path.basename(p) for p in list_checkpoints(d)] == ["ckpt_00000100.pkl", "ckpt_00001000.pkl"]
     assert load_checkpoint(latest_checkpoint(d))["step"] == 1000
     (tmp_path / "ckpt" / "ckpt_00002000.pkl.tmp.123").write_bytes(b"partial")  # an interrupted write
     assert latest_checkpoint(d).endswith("ckpt_00001000.pkl")
     broken = tmp_path / "ckpt" / "ckpt_00003000.pkl"
     broken.write_bytes(b"\x80\x04trunc")
-    with pytest.raises(ValueError, match="unreadable or truncated"):
+    with pytest.raises(UserError, match="not a readable jnerf checkpoint"):
         load_checkpoint(str(broken))
 
 

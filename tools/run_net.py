@@ -26,23 +26,33 @@ def build_parser():
     return parser
 
 
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130  # 130: stopped by Ctrl-C (128 + SIGINT), as shells report it
+
+
 def main(argv=None):
+    """Exit status: 0 done, 2 a one-line error about the input (JNERF_DEBUG=1 shows the traceback), 130 stopped by
+    Ctrl-C with a checkpoint saved (continue with --resume)."""
     args = build_parser().parse_args(argv)
     if not os.path.isfile(args.config_file):
         print(f"error: config file not found: {args.config_file}", file=sys.stderr)
-        return 2
-    from jnerf.utils.config import ConfigKeyError
-    from jnerf.utils.logger import get_logger
+        return EXIT_ERROR
+    import logging
+    from jnerf.utils.errors import user_errors
+    from jnerf.utils.logger import get_logger, log_to_files
     from jnerf.runner import build_runner, load_run_config
     get_logger()
     try:
         cfg = load_run_config(args.config_file, args.opts, device=args.device)
         runner = build_runner(cfg, task=args.task, resume=args.resume, ckpt=args.ckpt)
-    except (ConfigKeyError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    getattr(runner, args.task)()
-    return 0
+        finished = getattr(runner, args.task)()
+    except user_errors() as err:
+        if os.environ.get("JNERF_DEBUG"):
+            raise
+        message = str(err).strip() or type(err).__name__
+        log_to_files(logging.ERROR, f"{args.task} failed: {message}")  # the run's log says why it stopped
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_INTERRUPTED if finished is False else 0
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ integer coordinates, so the camera-space direction through a pixel is K^-1 [u, v
 (normalised frame) onto the object; P = (world_mat @ scale_mat)[:3,:4] is the camera of the normalised frame.
 """
 import os
+import re
 
 import numpy as np
 
-__all__ = ["CameraError", "load_cameras_npz", "decompose_projection", "projection_from_pose", "look_at_c2w",
+__all__ = ["CameraError", "load_cameras_npz", "camera_indices", "decompose_projection", "projection_from_pose", "look_at_c2w",
            "downscale_intrinsics", "project_points", "pixel_directions", "fibonacci_directions"]
 
 
@@ -64,25 +65,39 @@ def decompose_projection(proj, where="camera"):
     return intr / intr[2, 2], c2w
 
 
-def load_cameras_npz(path, n_images):
-    """Read ``n_images`` cameras from a NeuS ``cameras_sphere.npz``.
-
-    Returns ``(intrinsics [N,3,3] float64, c2w [N,4,4] float64 in the normalised frame, scale_mat [4,4] float64)``.
-    """
+def _read_npz(path):
     if not os.path.isfile(path):
         raise CameraError(f"{path}: camera file not found (expected cameras_sphere.npz beside image/ and mask/)")
     try:
-        npz = dict(np.load(path))
+        return dict(np.load(path))
     except Exception as err:  # np.load raises several types for a corrupt archive
         raise CameraError(f"{path}: cannot read as a .npz archive ({err})") from err
-    scale0 = _finite_matrix(npz, "scale_mat_0", path)
-    _check_scale_mat(scale0, path, "scale_mat_0")
+
+
+def camera_indices(path):
+    """Sorted view indices i of the ``world_mat_i`` keys in a NeuS camera file."""
+    npz = _read_npz(path)
+    return sorted(int(m.group(1)) for m in (re.fullmatch(r"world_mat_(\d+)", k) for k in npz) if m)
+
+
+def load_cameras_npz(path, views):
+    """Read the cameras of ``views`` (a count n for views 0..n-1, or a list of view indices) from a NeuS
+    ``cameras_sphere.npz``.
+
+    Returns ``(intrinsics [N,3,3] float64, c2w [N,4,4] float64 in the normalised frame, scale_mat [4,4] float64)``;
+    the shared scale_mat is the first view's.
+    """
+    npz = _read_npz(path)
+    views = list(range(views)) if isinstance(views, (int, np.integer)) else [int(v) for v in views]
+    first = f"scale_mat_{views[0]}" if views else "scale_mat_0"
+    scale0 = _finite_matrix(npz, first, path)
+    _check_scale_mat(scale0, path, first)
     intrinsics, c2ws = [], []
-    for i in range(n_images):
+    for i in views:
         world = _finite_matrix(npz, f"world_mat_{i}", path)
         scale = _finite_matrix(npz, f"scale_mat_{i}", path)
         if not np.allclose(scale, scale0, rtol=1e-6, atol=1e-9):
-            raise CameraError(f"{path}: 'scale_mat_{i}' differs from 'scale_mat_0'; all images must share one "
+            raise CameraError(f"{path}: 'scale_mat_{i}' differs from '{first}'; all images must share one "
                               "normalisation")
         intr, c2w = decompose_projection((world @ scale)[:3, :4], where=f"{path}: world_mat_{i} @ scale_mat_{i}")
         if np.linalg.norm(c2w[:3, 3]) <= 1.0:

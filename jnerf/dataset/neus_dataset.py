@@ -4,16 +4,20 @@ Everything lives in the normalised frame (object inside the unit sphere); ``scal
 units. Images and masks are held as jt.Var on the compute device and training batches are drawn there with Jittor
 ops (no host round trip per step). See docs/design.md ("Data") for the contract.
 """
-import os
+import logging
 
 import numpy as np
-
 import jittor as jt
 
-from ..utils.registry import DATASETS
-from .neus_format import check_downscale, dilate_masks, load_scene_arrays
+from jnerf.utils.checks import require_int
+from jnerf.utils.registry import DATASETS
+from .neus_format import SceneFormatError, check_downscale, dilate_masks, load_scene_arrays
 
 __all__ = ["NeuSDataset"]
+
+logger = logging.getLogger("jnerf")
+
+FEW_VIEWS = 20  # below this many views, warn: NeuS-style reconstruction typically uses 30-100
 
 
 @DATASETS.register_module()
@@ -28,18 +32,29 @@ class NeuSDataset:
         use_masks: False ignores masks even when present.
         ray_sampling: 'mask' draws training pixels from the dilated masks, 'all' from whole images
             ('mask' without masks falls back to 'all').
+        skip_unpaired_views: drop (with a warning) images without a camera and cameras without an image, instead
+            of stopping; images pair with cameras by the number in their names (010.png <-> world_mat_10).
+        min_views: fewer views than this is an error (a surface needs many views; warned below FEW_VIEWS).
     """
 
     def __init__(self, root, downscale=1, mask_dilation=0, use_masks=True, ray_sampling="mask",
-                 image_dir="image", mask_dir="mask", camera_file="cameras_sphere.npz"):
+                 skip_unpaired_views=False, min_views=3, image_dir="image", mask_dir="mask",
+                 camera_file="cameras_sphere.npz"):
         if ray_sampling not in ("mask", "all"):
             raise ValueError(f"NeuSDataset: ray_sampling must be 'mask' or 'all', got {ray_sampling!r}")
         if mask_dilation < 0:
             raise ValueError(f"NeuSDataset: mask_dilation must be >= 0 pixels, got {mask_dilation!r}")
         self.root, self.downscale, self.mask_dilation = root, check_downscale(downscale), mask_dilation
-        scene = load_scene_arrays(root, self.downscale, use_masks, image_dir, mask_dir, camera_file)
+        scene = load_scene_arrays(root, self.downscale, use_masks, image_dir, mask_dir, camera_file,
+                                  skip_unpaired_views)
         self.image_files = scene["image_files"]
         self.n_images = len(self.image_files)
+        if self.n_images < require_int("dataset", "min_views", min_views, 1):
+            raise SceneFormatError(f"{root}: {self.n_images} view(s); surface reconstruction needs many views "
+                                   f"(dataset.min_views={min_views}; lower it to try anyway)")
+        if self.n_images < FEW_VIEWS:
+            logger.warning("%s: only %d views; surfaces from fewer than %d views are often incomplete or wrong",
+                           root, self.n_images, FEW_VIEWS)
         self.H, self.W = scene["images"].shape[1:3]
         self.intrinsics, self.c2w, self.scale_mat = scene["intrinsics"], scene["c2w"], scene["scale_mat"]
         self.masks_np = scene["masks"]  # [N,H,W] bool or None

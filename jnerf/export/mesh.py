@@ -164,7 +164,14 @@ def save_mesh(path, verts, faces, colors=None):
     rgb = None if colors is None else (np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{ext}"
-    with open(tmp, "wb") as f:
-        writers[ext](f, verts, faces, rgb)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            writers[ext](f, verts, faces, rgb)
+        os.replace(tmp, path)
+    except OSError as err:  # a full disk, say: no half-written file is left under the mesh's name
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        from jnerf.utils.errors import UserError
+        raise UserError(f"cannot write mesh {path} ({err.strerror or err}); the checkpoints are intact: write it "
+                        "again with --task mesh") from err
     return path

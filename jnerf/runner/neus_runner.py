@@ -4,6 +4,7 @@ owns pruning and its schedule, the renderer the ray budget, the loss the target 
 mesh files. All outputs go to ``logs/<exp_name>/``."""
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -19,11 +20,27 @@ from jnerf.utils.device import set_device
 from jnerf.utils.logger import get_logger
 from jnerf.utils.registry import (DATASETS, EXPORTERS, LOSSES, NETWORKS, OPTIMS, RENDERERS, SAMPLERS, SCHEDULERS,
                                   build_from_cfg, build_settings)
-from .checkpoint import initial_state, save_checkpoint
+from jnerf.utils.errors import TrainingDiverged, UserError
+from .checkpoint import (RunLock, check_shapes, initial_state, latest_checkpoint, load_checkpoint,
+                         save_checkpoint)
 from .settings import EvalSettings, TrainSettings, TurntableSettings, ValidationSettings
 from .visualize import mlp_path, window_means, write_validation_panels
 
 logger = logging.getLogger("jnerf")
+
+MAX_ROLLBACKS = 3  # NaN/inf recoveries (checkpoint + half lr) before a run is called diverged
+
+
+def check_writable_dir(path, what):
+    """Create ``path`` and check that a file can be written in it; a UserError naming ``what`` otherwise."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write_test.{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"{what} {path} cannot be written: {err.strerror or err}") from err
 
 
 class NeuSRunner:
@@ -38,13 +55,27 @@ class NeuSRunner:
         self.eval_cfg = build_settings(EvalSettings, cfg.eval, "eval")
         self.exp_dir = os.path.abspath(os.path.join(cfg.log_dir, cfg.exp_name))
         self.ckpt_dir = os.path.join(self.exp_dir, "checkpoints")
+        check_writable_dir(self.exp_dir, f"the run folder (log_dir={cfg.log_dir!r}, exp_name={cfg.exp_name!r})")
+        if task == "eval" and self._gt_mesh_path() is None:  # before minutes of loading, not after
+            raise FileNotFoundError(f"--task eval: no ground-truth mesh (eval.gt_mesh={self.eval_cfg.gt_mesh!r}, "
+                                    f"nor gt_mesh.ply in {cfg.dataset.root})")
+        self.lock = RunLock(self.exp_dir).acquire() if task == "train" else None
+        try:
+            self._build(task, resume, ckpt)
+        except BaseException:  # a run that could not start must not keep its folder locked
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _build(self, task, resume, ckpt):
+        cfg = self.cfg
         get_logger(os.path.join(self.exp_dir, "train.log" if task == "train" else f"{task}.log"))
         set_device(cfg.device)
         jt.set_global_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.dataset = build_from_cfg(cfg.dataset, DATASETS)
         logger.info("dataset: %s", self.dataset)
-        state = initial_state(self.ckpt_dir, task, resume, ckpt)
+        state, state_path = initial_state(self.ckpt_dir, task, resume, ckpt)
         lo, hi = self._scene_box(state)
         self.model = build_from_cfg(cfg.model, NETWORKS, bbox_min=lo, bbox_max=hi)
         logger.info("kernels: %s; SDF MLP: %s; colour MLP: %s", "CUDA (hash grid, ray marching, compositing, "
@@ -57,11 +88,14 @@ class NeuSRunner:
         self.scheduler = build_from_cfg(cfg.scheduler, SCHEDULERS, optimizer=self.optimizer,
                                         total_steps=self.train_cfg.total_steps)
         self.exporter = build_from_cfg(cfg.mesh, EXPORTERS)
-        self.step, self.train_seconds, self.saved_step, self.last_mesh = 0, 0.0, None, None
+        self.step, self.train_seconds, self.saved_step, self.last_mesh, self.rollbacks = 0, 0.0, None, None, 0
         if state is not None:
-            self._load_state(state)
+            self._load_state(state, state_path)
         elif self.dataset.masks_np is not None:
-            self.grid.init_from_masks(**self.dataset.hull_cameras())
+            if self.grid.init_from_masks(**self.dataset.hull_cameras()) == 0.0:
+                raise UserError(f"{self.dataset.root}: the masks carve the whole box away (empty visual hull): check "
+                                "that masks are white on the object (not inverted), belong to their images, and that "
+                                "cameras_sphere.npz matches them")
         logger.info("occupancy grid %d^3: %.1f%% of the cells marched", self.grid.resolution,
                     100 * self.grid.occupied_fraction)
         os.makedirs(self.exp_dir, exist_ok=True)
@@ -87,7 +121,8 @@ class NeuSRunner:
                     optimizer=self.optimizer.state_dict(), occupancy=self.grid.state_dict(),
                     renderer=self.renderer.state_dict(), rng=np.random.get_state())
 
-    def _load_state(self, state):
+    def _load_state(self, state, where="the checkpoint"):
+        check_shapes(state["model"], self.model.state_dict(), where)
         self.model.load_state_dict({k: jt.array(v) for k, v in state["model"].items()})
         self.grid.load_state_dict(state["occupancy"])
         self.renderer.load_state_dict(state["renderer"])
@@ -102,23 +137,42 @@ class NeuSRunner:
         logger.info("restored the state of step %d", self.step)
 
     def save(self):
-        path = save_checkpoint(self.ckpt_dir, self.step, self._state(), keep_last=self.train_cfg.keep_checkpoints)
+        state = self._state()
+        if not all(np.all(np.isfinite(v)) for v in state["model"].values()):
+            self._recover(f"non-finite weights at step {self.step}")  # never write a NaN checkpoint
+            return None
+        path = save_checkpoint(self.ckpt_dir, self.step, state, keep_last=self.train_cfg.keep_checkpoints)
         self.saved_step = self.step
         logger.info("checkpoint: %s", path)
         return path
 
     # --------------------------------------------------------------------------------------------- training
-    def train(self):
-        """Train to train.total_steps, save, export the mesh and, when ground truth exists, evaluate it."""
+    def train(self) -> bool:
+        """Train to train.total_steps, save, export the mesh and, when ground truth exists, evaluate it. Returns
+        False when Ctrl-C stopped it early (a checkpoint is saved)."""
         interrupted = self.step_until(self.train_cfg.total_steps)
         if self.saved_step != self.step:
             self.save()
         if interrupted:
             logger.info("stopped at step %d; continue with --resume", self.step)
-            return
+            return False
         self.mesh()
         if self.eval_cfg.after_training and self._gt_mesh_path():
             self.eval()
+        return True
+
+    def _recover(self, what):
+        """Roll back to the newest checkpoint with half the learning rate, at most MAX_ROLLBACKS times; else stop."""
+        self.rollbacks += 1
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None or self.rollbacks > MAX_ROLLBACKS:
+            why = "no checkpoint to roll back to" if path is None else f"{MAX_ROLLBACKS} rollbacks did not help"
+            raise TrainingDiverged(f"training diverged ({what}) and {why}; lower optim.lr or check the data")
+        self._load_state(load_checkpoint(path), path)
+        for group in self.optimizer.param_groups:
+            group["base_lr"] *= 0.5
+        logger.warning("%s: rolled back to %s and halved the learning rate (rollback %d of %d)", what, path,
+                       self.rollbacks, MAX_ROLLBACKS)
 
     def step_until(self, last_step: int) -> bool:
         """Train until ``last_step`` with the periodic work in between; Ctrl-C stops after the current step.
@@ -141,8 +195,11 @@ class NeuSRunner:
                 for k, v in stats.items():
                     window.setdefault(k, []).append(v)
                 if self.train_cfg.due(self.step, self.train_cfg.log_every) or self.step == last_step:
-                    self._log(window, bar, time.time() - t0)
+                    loss = self._log(window, bar, time.time() - t0)
                     t0, window = time.time(), {}
+                    if not math.isfinite(loss):
+                        self._recover(f"loss {loss} at step {self.step}")
+                        continue
                 self._periodic()
         finally:
             bar.close()
@@ -169,7 +226,7 @@ class NeuSRunner:
         if "total" not in means:
             logger.warning("step %d: no ray met an occupied cell in the last %d steps", self.step,
                            len(window["n_rays"]))
-            return
+            return 0.0
         train_psnr = psnr(max(means.pop("mse"), 1e-10))
         bar.set_postfix(loss=f"{means['total']:.4f}", psnr=f"{train_psnr:.2f}")
         terms = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k not in ("n_rays", "n_samples", "total"))
@@ -179,6 +236,7 @@ class NeuSRunner:
                     train_psnr, self.model.inv_s_value(), self.model.sdf_network.encoding.n_active,
                     means["n_rays"], means["n_samples"], 100 * cells["surface"], 100 * cells["inside"],
                     self.optimizer.param_groups[0]["lr"], len(window["n_rays"]) / max(seconds, 1e-9))
+        return means["total"]
 
     def _periodic(self):
         tc = self.train_cfg
@@ -215,7 +273,7 @@ class NeuSRunner:
         render_turntable(self, self.turntable_cfg, os.path.join(self.exp_dir, f"render_step{self.step:06d}"))
 
     def _gt_mesh_path(self):
-        path = self.eval_cfg.gt_mesh or os.path.join(self.dataset.root, "gt_mesh.ply")
+        path = self.eval_cfg.gt_mesh or os.path.join(self.cfg.dataset.root, "gt_mesh.ply")
         return path if os.path.isfile(path) else None
 
     def eval(self):

@@ -14,8 +14,10 @@ import importlib.util
 import inspect
 import os
 import pprint
+import traceback
 import types
 
+from .errors import ConfigFileError, ConfigValueError
 from .registry import ConfigKeyError, closest
 
 __all__ = ["Config", "load_config", "save_cfg", "parse_overrides", "apply_overrides", "merge_into",
@@ -102,8 +104,11 @@ def _module_vars(path):
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
-        raise type(e)(f"error while executing config {path}: {e}") from e
+    except SyntaxError as e:
+        raise ConfigFileError(f"{path}:{e.lineno}: syntax error in the config: {e.msg}") from e
+    except Exception as e:  # a config is Python: anything it raises is the config's fault
+        line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__)) if f.filename == path), "?")
+        raise ConfigFileError(f"{path}:{line}: the config raised {type(e).__name__}: {e}") from e
     out = {}
     for key, value in vars(module).items():
         if key.startswith("__") or isinstance(value, types.ModuleType) or inspect.isfunction(value) \
@@ -126,6 +131,8 @@ def _merge(base, child, path, allow_new, strict=True):
         if isinstance(value, dict) and isinstance(base.get(key), dict) and not value.get(REPLACE_KEY, False):
             out[key] = _merge(base[key], value, full, allow_new, strict)
         else:
+            if strict and key in base:
+                check_same_kind(full, base[key], value)
             out[key] = copy.deepcopy(value)
             if isinstance(value, dict):
                 out[key].pop(REPLACE_KEY, None)
@@ -144,7 +151,10 @@ def _load_dict(path):
         return {k: v for k, v in data.items() if not k.startswith("_")}
     merged = {}
     for base in bases:  # several bases combine freely; only the child is held to their keys
-        merged = _merge(merged, _load_dict(os.path.join(os.path.dirname(path), base)), "", allow_new, strict=False)
+        base_path = os.path.join(os.path.dirname(path), base)
+        if not os.path.isfile(base_path):
+            raise ConfigFileError(f"{path}: its base config '{base}' was not found (looked for {base_path})")
+        merged = _merge(merged, _load_dict(base_path), "", allow_new, strict=False)
     child = {k: v for k, v in data.items() if not k.startswith("_")}
     return _merge(merged, child, "", allow_new)
 
@@ -175,10 +185,49 @@ def apply_overrides(cfg, opts):
                 hint = f" Did you mean '{near}'?" if near else ""
                 raise ConfigKeyError(f"override '{'.'.join(keys)}': '{prefix}' has no key '{key}'.{hint}")
             if i == len(keys) - 1:
+                check_same_kind(".".join(keys), node[key], value)
                 node[key] = value
             else:
                 node = node[key]
     return cfg
+
+
+def _kind(value):
+    """The kind of config value an override must keep: None when any value may replace it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean (True/False)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a dict"
+    return None
+
+
+def check_same_kind(key, old, new):
+    """An override keeps the kind of the value it replaces (an int stays an int, a number may be an int, a dict is
+    not replaced by a number); None on either side is free. Raises ConfigValueError naming the key."""
+    kind = _kind(old)
+    if kind is None or new is None:
+        return
+    named = lambda v: isinstance(v, str) or (isinstance(v, dict) and "type" in v)  # a component: name or config
+    if named(old) and named(new):
+        return
+    ok = {"a boolean (True/False)": isinstance(new, bool),
+          "an integer": isinstance(new, int) and not isinstance(new, bool),
+          "a number": isinstance(new, (int, float)) and not isinstance(new, bool),
+          "a string": isinstance(new, str), "a list": isinstance(new, (list, tuple)),
+          "a dict": isinstance(new, dict)}[kind]
+    if not ok:
+        raise ConfigValueError(f"'{key}': expected {kind} like its current value {old!r}, got {new!r} "
+                               f"({type(new).__name__})")
 
 
 def merge_into(cfg, overrides, name="overrides"):

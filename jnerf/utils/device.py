@@ -19,8 +19,9 @@ def set_device(device="auto"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got '{device}'")
     use_cuda = cuda_available() if device == "auto" else device == "cuda"
     if use_cuda and not cuda_available():
-        raise RuntimeError("device 'cuda' was requested but no CUDA device is usable "
-                           "(no driver/GPU, or Jittor was started without nvcc: nvcc_path='')")
+        from .errors import DeviceError
+        raise DeviceError("device 'cuda' was asked for (--device / the config's device), but no CUDA device is usable "
+                          "here (no driver or GPU, or Jittor started without nvcc: nvcc_path=''); use --device cpu")
     jt.flags.use_cuda = int(use_cuda)
     archs = list(jt.flags.cuda_archs) if use_cuda else []
     logger.info("device: %s%s", "cuda" if use_cuda else "cpu", f" (sm_{archs[0]})" if archs else "")

@@ -19,6 +19,9 @@ dataset = dict(
     mask_dilation=8,               # disc radius (px) of the dilated mask that training rays are drawn from
     use_masks=True,
     ray_sampling='mask',           # 'mask': draw rays inside the dilated masks; 'all': from every pixel
+    skip_unpaired_views=False,     # images pair with cameras by number (010.png <-> world_mat_10); True drops
+                                   #   unpaired views with a warning instead of stopping
+    min_views=3,                   # fewer views is an error (warned below 20)
 )
 bbox = dict(                       # SceneBox: the box the hash grid, occupancy grid and marching cubes share
     mode='auto',                   # 'auto': the visual hull's box (logged; written back into the run's config.py)
