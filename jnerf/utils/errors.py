@@ -2,7 +2,7 @@
 traceback (set JNERF_DEBUG=1 to see one), and logs them in the run's log file."""
 
 __all__ = ["UserError", "ConfigFileError", "ConfigValueError", "DeviceError", "RunLockedError", "TrainingDiverged",
-           "USER_ERRORS"]
+           "user_errors"]
 
 
 class UserError(Exception):
@@ -35,6 +35,3 @@ def user_errors():
     from jnerf.utils.registry import ConfigKeyError
     return (UserError, ConfigKeyError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError,
             NotADirectoryError)
-
-
-USER_ERRORS = None  # filled lazily by user_errors(); kept as a name for readers of this module
