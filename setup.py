@@ -1,4 +1,5 @@
-"""jnerf: Instant-NeuS surface reconstruction in Jittor. `pip install -e .` installs every runtime dependency."""
+"""jnerf: Instant-NeuS surface reconstruction in Jittor. `pip install -e .` installs every runtime dependency;
+`[mesh]` adds pymeshlab for the optional mesh post-processing, `[test]` what the tests need."""
 from setuptools import find_packages, setup
 
 setup(
@@ -11,16 +12,20 @@ setup(
     package_data={"jnerf": ["ops/*.h", "ops/*/*.h"]},
     install_requires=[
         "jittor==1.3.11.0",
-        "numpy>=1.21,<2",                        # Jittor returns wrong arrays under numpy 2 (see docs)
-        "opencv-python-headless>=4.5,<4.12",     # 4.12+/5.x need numpy 2; headless imports on servers
-        "imageio>=2.20", "imageio-ffmpeg",       # PNG/JPG I/O and the turntable mp4
-        "pillow",
-        "pymeshlab",
-        "trimesh>=4", "networkx",                # mesh I/O, connected components
+        "numpy>=1.21,<2",                        # Jittor returns wrong arrays under numpy 2 (README)
+        "opencv-python-headless>=4.5,<4.12",     # image decoding (16-bit PNGs), mask dilation; 4.12+ needs numpy 2
+        "imageio>=2.20", "imageio-ffmpeg",       # validation PNGs and the turntable mp4
+        "pillow",                                # labels on validation panels; image reading without OpenCV
+        "trimesh>=4",                            # mesh reading for the evaluator and the scene maker
         "PyMCubes",                              # marching cubes
-        "scipy",                                 # k-d trees for the evaluator, mask dilation
+        "scipy",                                 # k-d trees for the evaluator
         "tqdm",
+        "tensorboardX",                          # TensorBoard events of the training metrics
+        "matplotlib",                            # metrics.png
         "astunparse",                            # needed by Jittor, not always pulled in
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "mesh": ["pymeshlab"],                   # mesh.postprocess: islands, holes, smoothing, decimation
+        "test": ["pytest>=7", "pymeshlab", "nbclient", "nbformat", "ipykernel"],
+    },
 )

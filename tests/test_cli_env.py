@@ -102,3 +102,13 @@ def test_cli_unknown_override_names_key():
     proc = run_cli("--config-file", "projects/neus/configs/instant_neus_tiny_cpu.py", "--opts", "train.total_step=5")
     assert proc.returncode == 2
     assert "total_step" in proc.stderr and "'total_steps'" in proc.stderr
+
+
+def test_jittor_start_up_chatter_stays_off_the_terminal(tmp_path):
+    code = ("import jnerf, jittor; from jnerf.utils.jittor_env import startup_output; "
+            "print('captured', 'compiler.py' in startup_output())")
+    proc = subprocess.run([sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "captured True"
+    assert "[i " not in proc.stdout + proc.stderr

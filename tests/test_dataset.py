@@ -10,7 +10,7 @@ import trimesh
 from PIL import Image
 
 from jnerf.dataset.cameras import CameraError
-from jnerf.dataset.image_io import ImageReadError, read_image, write_png16
+from jnerf.dataset.image_io import ImageReadError, read_image
 from jnerf.dataset.neus_dataset import NeuSDataset
 from jnerf.dataset.neus_format import load_scene_arrays
 from jnerf.dataset.neus_format import SceneFormatError, dilate_masks, disc_kernel
@@ -192,12 +192,14 @@ def test_rgba_alpha_is_the_mask_and_channels_are_rgb(scene_copy):
     assert np.allclose(arrays["images"][:, 0, 0], [1.0, 0.0, 0.0])
 
 
-@pytest.mark.parametrize("channels", [3, 4])
-def test_16bit_png_is_read_at_full_precision(tmp_path, channels):
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_16bit_png_is_read_at_full_precision_in_rgb_order(tmp_path, channels):
+    import cv2
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 65536, size=(7, 9, channels), dtype=np.uint16)
+    image = rng.integers(0, 65536, size=(7, 9, channels), dtype=np.uint16)  # RGB(A)
     path = str(tmp_path / "deep.png")
-    write_png16(path, image, filters=(0, 1, 2, 3, 4))  # every PNG filter type
+    order = [2, 1, 0, 3][:channels] if channels > 1 else [0]
+    assert cv2.imwrite(path, image[..., order] if channels > 1 else image[..., 0])  # OpenCV writes BGR(A)
     out = read_image(path)
     assert out.dtype == np.float32 and out.shape == image.shape
     assert np.allclose(out * 65535.0, image, atol=0.01)
@@ -211,6 +213,17 @@ def test_jpg_and_grey_images(tmp_path):
     assert out.shape == (8, 8, 3) and abs(out[..., 2].mean() - 200 / 255) < 0.02 and out[..., 0].max() < 0.05
     Image.fromarray(np.full((4, 5), 65535, np.uint16)).save(tmp_path / "g.png")
     assert np.allclose(read_image(str(tmp_path / "g.png")), 1.0)
+
+
+@pytest.mark.parametrize("radius", [1, 4, 8])
+def test_mask_dilation_matches_a_disc_dilation_with_and_without_opencv(monkeypatch, radius):
+    from scipy.ndimage import binary_dilation
+    from jnerf.dataset import neus_format
+    masks = np.random.default_rng(radius).random((3, 37, 41)) > 0.98
+    expected = np.stack([binary_dilation(m, structure=disc_kernel(radius)) for m in masks])
+    np.testing.assert_array_equal(neus_format.dilate_masks(masks, radius), expected)
+    monkeypatch.setattr(neus_format, "_cv2", lambda: None)  # a machine where OpenCV does not import
+    np.testing.assert_array_equal(neus_format.dilate_masks(masks, radius), expected)
 
 
 def test_disc_kernel_is_round():

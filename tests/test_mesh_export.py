@@ -143,3 +143,53 @@ def test_adam_groups_schedule_and_state_round_trip():
         for key in ("values", "m"):
             for x, y in zip(g_old[key], g_new[key]):
                 np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_postprocess_decimates_smooths_closes_holes_and_drops_islands():
+    from jnerf.export.postprocess import MeshPostprocess
+    rng = np.random.default_rng(0)
+    sphere = trimesh.creation.icosphere(subdivisions=5, radius=1.0)               # 20480 faces
+    noisy = sphere.vertices * (1 + rng.normal(0, 0.01, (len(sphere.vertices), 1)))
+    keep = np.ones(len(sphere.faces), bool)
+    keep[np.argsort(sphere.triangles_center[:, 2])[-6:]] = False                     # a small hole at the top
+    island = trimesh.creation.icosphere(subdivisions=1, radius=0.05)                 # 80 faces, far away
+    verts = np.concatenate([noisy, island.vertices + 3.0])
+    faces = np.concatenate([sphere.faces[keep], island.faces + len(noisy)])
+    out_v, out_f = MeshPostprocess(min_component_faces=100, max_hole_edges=30, smooth_iterations=10,
+                                   target_faces=5000)(verts, faces)
+    result = trimesh.Trimesh(out_v, out_f, process=False)
+    assert 4500 <= len(out_f) <= 5000
+    assert np.linalg.norm(out_v, axis=1).max() < 1.5                                # the island is gone
+    assert result.is_watertight                                                      # the hole is closed
+    radii = np.linalg.norm(out_v, axis=1)
+    assert radii.std() < 0.5 * np.linalg.norm(noisy, axis=1).std()                  # smoother
+    assert abs(radii.mean() - 1.0) < 0.02                                            # Taubin keeps the size
+    with pytest.raises(ValueError, match="target_faces"):
+        MeshPostprocess(target_faces=-1)
+
+
+class _SphereModel:
+    """The exporter's view of a model, with an analytic SDF: a sphere of radius 0.6 and a constant colour."""
+
+    def sdf_numpy(self, points):
+        return np.linalg.norm(points, axis=1) - 0.6
+
+    def inv_s_value(self):
+        return 1000.0
+
+    def surface_colors(self, points, chunk):
+        return np.tile([[0.2, 0.4, 0.6]], (len(points), 1)).astype(np.float32)
+
+
+def test_exporter_postprocesses_final_meshes_only(tmp_path):
+    from jnerf.export import MeshExporter
+    from jnerf.models.samplers import OccupancyGrid
+    grid = OccupancyGrid(LO, HI, 16)
+    exporter = MeshExporter(resolution=64, preview_resolution=64, postprocess=dict(target_faces=2000))
+    scale_mat = np.diag([2.0, 2.0, 2.0, 1.0])
+    (final,), _, n_faces = exporter.export(_SphereModel(), grid, scale_mat, str(tmp_path), "final")
+    (preview,), _, n_preview = exporter.export(_SphereModel(), grid, scale_mat, str(tmp_path), "p", preview=True)
+    assert os.path.basename(final) == "mesh_final_res64.ply" and 1800 <= n_faces <= 2000 and n_preview > 5000
+    mesh = trimesh.load(final, process=False)
+    np.testing.assert_allclose(np.linalg.norm(mesh.vertices, axis=1), 1.2, atol=0.03)   # world units (x2)
+    np.testing.assert_array_equal(np.asarray(mesh.visual.vertex_colors)[0, :3], [51, 102, 153])

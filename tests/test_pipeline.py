@@ -43,6 +43,15 @@ def test_tiny_training_beats_initial_sphere_by_3x(tmp_path):
     assert np.allclose(mesh.bounds, gt.bounds, atol=0.1 * np.linalg.norm(gt.extents))
     assert os.path.isfile(os.path.join(runner.exp_dir, "config.py"))
     assert latest_checkpoint(runner.ckpt_dir).endswith(f"ckpt_{runner.step:08d}.pkl")
+    # metrics a person can plot: one CSV row per log line, TensorBoard events, and a plot
+    import csv
+    with open(os.path.join(runner.exp_dir, "metrics.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(50, 251, 50))
+    assert all(float(r["loss"]) > 0 and float(r["psnr"]) > 5 and float(r["train_seconds"]) > 0 for r in rows)
+    assert float(rows[-1]["psnr"]) > float(rows[0]["psnr"])
+    assert [f for f in os.listdir(os.path.join(runner.exp_dir, "tb")) if f.startswith("events.out.tfevents")]
+    assert os.path.getsize(os.path.join(runner.exp_dir, "metrics.png")) > 10000
 
 
 def test_resume_continues_at_the_saved_step(tmp_path):

@@ -267,3 +267,20 @@ def test_renderer_rejects_bad_arguments():
         NeuSRenderer(_SphereModel(True), OccupancyGrid(resolution=2), background="green")
     with pytest.raises(ValueError, match="step_size"):
         NeuSRenderer(_SphereModel(True), OccupancyGrid(resolution=2), step_size=0)
+
+
+def test_validation_panel_is_labelled_and_readable():
+    from jnerf.runner.visualize import MIN_PANEL_HEIGHT, validation_panel
+    rng = np.random.default_rng(0)
+    h, w = 40, 50
+    rgb, gt = rng.random((h, w, 3)), rng.random((h, w, 3))
+    normals = rng.normal(size=(h, w, 3))
+    depth, opacity = rng.uniform(1, 2, (h, w)), np.ones((h, w))
+    panel = validation_panel(rgb, gt, normals, depth, opacity, psnr_db=21.5)
+    assert panel.shape[0] >= MIN_PANEL_HEIGHT and panel.shape[1] == 4 * panel.shape[1] // 4
+    factor = panel.shape[0] // h
+    plain = np.kron(rgb, np.ones((factor, factor, 1)))
+    corner = (slice(0, 12), slice(0, 60))               # the label sits in the top-left corner of each tile
+    assert np.abs(panel[corner].astype(float) / 255 - plain[corner]).max() > 0.5
+    far = (slice(panel.shape[0] - 20, None), slice(0, 60))
+    assert np.abs(panel[far].astype(float) / 255 - plain[far]).max() < 0.01

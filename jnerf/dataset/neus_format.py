@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from .cameras import camera_indices, downscale_intrinsics, load_cameras_npz
-from .image_io import read_image
+from .image_io import _cv2, read_image
 
 logger = logging.getLogger("jnerf")
 
@@ -165,12 +165,21 @@ def disc_kernel(radius):
 
 
 def dilate_masks(masks, radius):
-    """Dilate bool masks [N,H,W] with a disc of ``radius`` pixels (0: unchanged)."""
+    """Dilate bool masks [N,H,W] with a disc of ``radius`` pixels (0: unchanged): OpenCV's dilate, or the same
+    maximum over the disc's offsets in numpy where OpenCV does not import."""
     if radius <= 0:
         return masks
-    from scipy.ndimage import binary_dilation
     kernel = disc_kernel(radius)
-    return np.stack([binary_dilation(m, structure=kernel) for m in masks])
+    cv2 = _cv2()
+    if cv2 is not None:
+        return np.stack([cv2.dilate(m.astype(np.uint8), kernel.astype(np.uint8)) > 0 for m in masks])
+    r = kernel.shape[0] // 2
+    padded = np.pad(masks, ((0, 0), (r, r), (r, r)))
+    out = np.zeros_like(masks)
+    height, width = masks.shape[1:]
+    for dy, dx in zip(*np.nonzero(kernel)):
+        out |= padded[:, dy:dy + height, dx:dx + width]
+    return out
 
 
 def load_scene_arrays(root, downscale=1, use_masks=True, image_dir="image", mask_dir="mask",

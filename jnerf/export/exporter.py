@@ -9,7 +9,8 @@ import numpy as np
 from jnerf.dataset.cameras import normalised_to_world
 from jnerf.export import mesh as mesh_ops
 from jnerf.utils.checks import require_int
-from jnerf.utils.registry import EXPORTERS
+from jnerf.utils.registry import EXPORTERS, build_settings
+from .postprocess import MeshPostprocess
 
 __all__ = ["MeshExporter"]
 
@@ -27,13 +28,16 @@ class MeshExporter:
     network call; level: the iso-level; mask_with_occupancy: evaluate the network only near the surface the
     occupancy grid knows (the other cells take its sign: same mesh, less work); clean: 'largest' component,
     'small' (drop components below ``min_component_fraction`` of the faces) or 'none'; vertex_colors: colour each
-    vertex as seen head-on; formats: 'ply' and/or 'obj'; save_normalized: also write the normalised-frame mesh.
+    vertex as seen head-on; formats: 'ply' and/or 'obj'; save_normalized: also write the normalised-frame mesh;
+    postprocess: None, or the arguments of ``MeshPostprocess`` (pymeshlab: islands, holes, smoothing, decimation),
+    applied to final meshes (not previews) before the colours.
     """
 
     def __init__(self, resolution: int = 512, preview_resolution: int = 128, chunk: int = 1 << 18,
                  level: float = 0.0, mask_with_occupancy: bool = True, clean: str = "largest",
                  min_component_fraction: float = 0.01, vertex_colors: bool = True,
-                 formats: Sequence[str] = ("ply",), save_normalized: bool = False):
+                 formats: Sequence[str] = ("ply",), save_normalized: bool = False,
+                 postprocess: Optional[dict] = None):
         self.resolution = require_int("mesh", "resolution", resolution, 2)
         self.preview_resolution = require_int("mesh", "preview_resolution", preview_resolution, 2)
         self.chunk = require_int("mesh", "chunk", chunk, 1)
@@ -48,6 +52,8 @@ class MeshExporter:
         self.level, self.mask_with_occupancy = float(level), bool(mask_with_occupancy)
         self.clean, self.min_component_fraction = clean, float(min_component_fraction)
         self.vertex_colors, self.formats, self.save_normalized = bool(vertex_colors), formats, bool(save_normalized)
+        self.postprocess = None if postprocess is None else build_settings(MeshPostprocess, postprocess,
+                                                                             "mesh.postprocess")
 
     def extract(self, model, grid, resolution: int) -> Tuple[np.ndarray, np.ndarray]:
         """(vertices [V,3] float32 in the normalised frame, faces [F,3] int64) of the model's zero level set."""
@@ -66,10 +72,13 @@ class MeshExporter:
         return verts, faces
 
     def export(self, model, grid, scale_mat: np.ndarray, out_dir: str, tag: str,
-               resolution: Optional[int] = None) -> Tuple[List[str], int, int]:
-        """Extract, colour and write the mesh; returns (paths, number of vertices, number of faces)."""
-        resolution = resolution or self.resolution
+               resolution: Optional[int] = None, preview: bool = False) -> Tuple[List[str], int, int]:
+        """Extract, post-process (final meshes), colour and write the mesh; returns (paths, number of vertices,
+        number of faces). ``resolution`` defaults to the preview or the final resolution."""
+        resolution = resolution or (self.preview_resolution if preview else self.resolution)
         verts, faces = self.extract(model, grid, resolution)
+        if self.postprocess is not None and not preview:
+            verts, faces = self.postprocess(verts, faces)
         colors = model.surface_colors(verts, self.chunk) if self.vertex_colors else None
         frames = [("", normalised_to_world(verts, scale_mat))]
         if self.save_normalized:

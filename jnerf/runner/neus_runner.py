@@ -12,15 +12,18 @@ import time
 import numpy as np
 import jittor as jt
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from jnerf.models.losses import psnr
 from jnerf.models.samplers import SceneBox
 from jnerf.utils.config import save_cfg
 from jnerf.utils.device import set_device
-from jnerf.utils.logger import get_logger
+from jnerf.utils.jittor_env import startup_output
+from jnerf.utils.logger import get_logger, log_to_files
 from jnerf.utils.registry import (DATASETS, EXPORTERS, LOSSES, NETWORKS, OPTIMS, RENDERERS, SAMPLERS, SCHEDULERS,
                                   build_from_cfg, build_settings)
 from jnerf.utils.errors import TrainingDiverged, UserError
+from .metrics import MetricsLog
 from .checkpoint import (RunLock, check_shapes, initial_state, latest_checkpoint, load_checkpoint,
                          save_checkpoint)
 from .settings import EvalSettings, TrainSettings, TurntableSettings, ValidationSettings
@@ -70,6 +73,8 @@ class NeuSRunner:
     def _build(self, task, resume, ckpt):
         cfg = self.cfg
         get_logger(os.path.join(self.exp_dir, "train.log" if task == "train" else f"{task}.log"))
+        if startup_output().strip():  # Jittor's start-up chatter: in the log file, not on the terminal
+            log_to_files(logging.INFO, "Jittor's start-up messages:\n" + startup_output().strip())
         set_device(cfg.device)
         jt.set_global_seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -88,6 +93,7 @@ class NeuSRunner:
         self.scheduler = build_from_cfg(cfg.scheduler, SCHEDULERS, optimizer=self.optimizer,
                                         total_steps=self.train_cfg.total_steps)
         self.exporter = build_from_cfg(cfg.mesh, EXPORTERS)
+        self.metrics, self.started = MetricsLog(self.exp_dir), time.time()
         self.step, self.train_seconds, self.saved_step, self.last_mesh, self.rollbacks = 0, 0.0, None, None, 0
         if state is not None:
             self._load_state(state, state_path)
@@ -156,6 +162,7 @@ class NeuSRunner:
         if interrupted:
             logger.info("stopped at step %d; continue with --resume", self.step)
             return False
+        self.metrics.plot()
         self.mesh()
         if self.eval_cfg.after_training and self._gt_mesh_path():
             self.eval()
@@ -183,7 +190,13 @@ class NeuSRunner:
             stop["flag"] = True
             logger.warning("interrupt: finishing this step and saving a checkpoint")
         previous = signal.signal(signal.SIGINT, on_interrupt)
-        bar = tqdm(total=last_step, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
+        # One bar on a terminal (none when the output is redirected: no carriage returns in log files); log lines
+        # print above it instead of through it.
+        bar = tqdm(total=last_step, initial=self.step, desc="train", unit="it", dynamic_ncols=True, disable=None)
+        with logging_redirect_tqdm(loggers=[logger]):
+            return self._loop(last_step, bar, stop, previous)
+
+    def _loop(self, last_step, bar, stop, previous_handler):
         t0, window = time.time(), {}
         try:
             while self.step < last_step and not stop["flag"]:
@@ -199,11 +212,12 @@ class NeuSRunner:
                     t0, window = time.time(), {}
                     if not math.isfinite(loss):
                         self._recover(f"loss {loss} at step {self.step}")
+                        bar.n = self.step
                         continue
                 self._periodic()
         finally:
             bar.close()
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, previous_handler)
         return stop["flag"]
 
     def _train_step(self):
@@ -221,22 +235,28 @@ class NeuSRunner:
         return stats
 
     def _log(self, window, bar, seconds):
-        # Reading losses waits for the device; doing it once per interval keeps the pipeline full in between.
+        """One log line, the progress bar's figures and a metrics row for the steps since the last line; returns
+        the mean total loss. Reading losses waits for the device: once per interval keeps the pipeline full."""
         means = window_means(window)
         if "total" not in means:
             logger.warning("step %d: no ray met an occupied cell in the last %d steps", self.step,
                            len(window["n_rays"]))
             return 0.0
-        train_psnr = psnr(max(means.pop("mse"), 1e-10))
-        bar.set_postfix(loss=f"{means['total']:.4f}", psnr=f"{train_psnr:.2f}")
-        terms = " ".join(f"{k}={v:.4g}" for k, v in means.items() if k not in ("n_rays", "n_samples", "total"))
         cells = self.grid.fractions()
+        figures = dict(loss=means.pop("total"), psnr=psnr(max(means.pop("mse"), 1e-10)),
+                       inv_s=self.model.inv_s_value(), levels=self.model.sdf_network.encoding.n_active,
+                       rays=means.pop("n_rays"), samples=means.pop("n_samples"), surface=100 * cells["surface"],
+                       inside=100 * cells["inside"], lr=self.optimizer.param_groups[0]["lr"],
+                       it_per_s=len(window["n_rays"]) / max(seconds, 1e-9), **means)
+        bar.set_postfix(loss=f"{figures['loss']:.4f}", psnr=f"{figures['psnr']:.2f}",
+                        inv_s=f"{figures['inv_s']:.0f}", rays=int(figures["rays"]))
         logger.info("step %d | loss %.4f | %s | psnr %.2f | inv_s %.1f | levels %d | rays %d | samples %d | "
-                    "cells: surface %.1f%% inside %.1f%% | lr %.2e | %.1f it/s", self.step, means["total"], terms,
-                    train_psnr, self.model.inv_s_value(), self.model.sdf_network.encoding.n_active,
-                    means["n_rays"], means["n_samples"], 100 * cells["surface"], 100 * cells["inside"],
-                    self.optimizer.param_groups[0]["lr"], len(window["n_rays"]) / max(seconds, 1e-9))
-        return means["total"]
+                    "cells: surface %.1f%% inside %.1f%% | lr %.2e | %.1f it/s", self.step, figures["loss"],
+                    " ".join(f"{k}={v:.4g}" for k, v in means.items()), figures["psnr"], figures["inv_s"],
+                    figures["levels"], figures["rays"], figures["samples"], figures["surface"], figures["inside"],
+                    figures["lr"], figures["it_per_s"])
+        self.metrics.write(self.step, self.train_seconds, time.time() - self.started, figures)
+        return figures["loss"]
 
     def _periodic(self):
         tc = self.train_cfg
@@ -246,7 +266,7 @@ class NeuSRunner:
         if tc.due(self.step, tc.save_every):
             self.save()
         if tc.due(self.step, tc.mesh_every):
-            self.mesh(resolution=self.exporter.preview_resolution, tag=f"step{self.step:06d}")
+            self.mesh(tag=f"step{self.step:06d}", preview=True)
 
     # -------------------------------------------------------------------------------------------- outputs
     def render_image(self, rays):
@@ -257,11 +277,10 @@ class NeuSRunner:
         write_validation_panels(self.render_image, self.dataset, self.val_cfg, self.step,
                                 os.path.join(self.exp_dir, "validation"))
 
-    def mesh(self, resolution: int = None, tag: str = None) -> str:
+    def mesh(self, resolution: int = None, tag: str = None, preview: bool = False) -> str:
         """Export the current mesh (see MeshExporter); returns the first file written."""
-        resolution = resolution or self.exporter.resolution
         paths, n_verts, n_faces = self.exporter.export(self.model, self.grid, self.dataset.scale_mat, self.exp_dir,
-                                                       tag or f"step{self.step:06d}", resolution)
+                                                       tag or f"step{self.step:06d}", resolution, preview)
         logger.info("mesh at step %d (%.1f s of training): %d vertices, %d faces -> %s", self.step,
                     self.train_seconds, n_verts, n_faces, ", ".join(paths))
         self.last_mesh = paths[0]

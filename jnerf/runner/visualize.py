@@ -13,21 +13,48 @@ def normal_image(normals_cam):
     return n * 0.5 + 0.5
 
 
-def depth_image(depth, opacity):
-    """Depth [H,W] normalised over the covered pixels to [0,1] through a simple blue-to-yellow ramp."""
+def depth_range(depth, opacity):
+    """(near, far): the 1st and 99th percentile of the depth over the covered pixels (None when none is)."""
     covered = opacity > 0.5
     if not covered.any():
-        return np.zeros(depth.shape + (3,), np.float32)
+        return None
     lo, hi = np.percentile(depth[covered], [1, 99])
-    t = np.clip((depth - lo) / max(hi - lo, 1e-8), 0, 1)
+    return float(lo), float(max(hi, lo + 1e-8))
+
+
+def depth_image(depth, opacity):
+    """Depth [H,W] mapped over ``depth_range`` to [0,1] through a blue-to-yellow ramp (near blue, far yellow)."""
+    limits = depth_range(depth, opacity)
+    if limits is None:
+        return np.zeros(depth.shape + (3,), np.float32)
+    t = np.clip((depth - limits[0]) / (limits[1] - limits[0]), 0, 1)
     ramp = np.stack([t, 0.3 + 0.5 * t, 1.0 - t], -1)
-    return np.where(covered[..., None], ramp, 0.0).astype(np.float32)
+    return np.where((opacity > 0.5)[..., None], ramp, 0.0).astype(np.float32)
 
 
-def validation_panel(pred_rgb, gt_rgb, normals_cam, depth, opacity):
-    """[H, 4W, 3] uint8: prediction, ground truth, normals, depth side by side."""
+MIN_PANEL_HEIGHT = 320  # panels are scaled up to at least this many pixels, so a person can read them
+
+
+def validation_panel(pred_rgb, gt_rgb, normals_cam, depth, opacity, psnr_db=None):
+    """[H', 4W', 3] uint8: prediction, ground truth, normals, depth side by side, each labelled (the depth with its
+    range, in normalised units), scaled up by an integer factor to at least MIN_PANEL_HEIGHT pixels."""
+    from PIL import Image, ImageDraw
+    limits = depth_range(depth, opacity)
+    labels = ["prediction" + (f" (PSNR {psnr_db:.2f} dB)" if psnr_db is not None else ""), "ground truth",
+              "normals (camera frame)",
+              "depth " + (f"{limits[0]:.3f} (blue) to {limits[1]:.3f} (yellow)" if limits else "(nothing covered)")]
     tiles = [pred_rgb, gt_rgb, normal_image(normals_cam) * (opacity[..., None] > 0.5), depth_image(depth, opacity)]
-    return to_uint8(np.concatenate(tiles, axis=1))
+    factor = max(1, -(-MIN_PANEL_HEIGHT // pred_rgb.shape[0]))
+    images = []
+    for tile, label in zip(tiles, labels):
+        img = Image.fromarray(to_uint8(tile)).resize((tile.shape[1] * factor, tile.shape[0] * factor),
+                                                      Image.NEAREST)
+        draw = ImageDraw.Draw(img)
+        box = draw.textbbox((4, 4), label)
+        draw.rectangle((box[0] - 3, box[1] - 3, box[2] + 3, box[3] + 3), fill=(0, 0, 0))
+        draw.text((4, 4), label, fill=(255, 255, 255))
+        images.append(np.asarray(img))
+    return np.concatenate(images, axis=1)
 
 
 def write_validation_panels(render_image, dataset, settings, step, out_dir):
@@ -44,9 +71,9 @@ def write_validation_panels(render_image, dataset, settings, step, out_dir):
         gt = rays["rgb"].numpy().reshape(rays["H"], rays["W"], 3)
         normal_cam = normal @ dataset.c2w[idx][:3, :3]  # world -> camera: R^T n, on row vectors
         path = os.path.join(out_dir, f"step{step:06d}_view{idx:03d}.png")
-        imageio.imwrite(path, validation_panel(rgb, gt, normal_cam, depth, opacity))
-        logging.getLogger("jnerf").info("validation view %d: psnr %.2f -> %s", idx,
-                                        psnr(max(float(np.mean((rgb - gt) ** 2)), 1e-10)), path)
+        view_psnr = float(psnr(max(float(np.mean((rgb - gt) ** 2)), 1e-10)))
+        imageio.imwrite(path, validation_panel(rgb, gt, normal_cam, depth, opacity, view_psnr))
+        logging.getLogger("jnerf").info("validation view %d: psnr %.2f -> %s", idx, view_psnr, path)
 
 
 def window_means(window):

@@ -70,6 +70,70 @@ class _RefuseJittorImport(importlib.abc.MetaPathFinder):
         return None
 
 
+_startup_output = []
+
+
+def startup_output() -> str:
+    """What Jittor printed while it was imported (kept off the terminal; the runner writes it into the run's log)."""
+    return "".join(_startup_output)
+
+
+class _CapturingLoader(importlib.abc.Loader):
+    """Runs Jittor's own loader with the stdout and stderr file descriptors sent to a temporary file. Only the
+    descriptors: in a notebook Jittor keeps the Python stream it finds at import for its later messages, so that
+    stream must stay the real one (there its chatter shows; on a terminal it goes to the file). On failure the text
+    is printed, so that errors are never hidden."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        import tempfile
+        with tempfile.TemporaryFile(mode="w+") as sink:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = [os.dup(1), os.dup(2)]
+            ok = False
+            try:
+                os.dup2(sink.fileno(), 1)
+                os.dup2(sink.fileno(), 2)
+                self.loader.exec_module(module)
+                ok = True
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                sink.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                for fd in saved:
+                    os.close(fd)
+                sink.seek(0)
+                _startup_output.append(sink.read())
+                if not ok:
+                    sys.stderr.write(startup_output())
+
+
+class _QuietJittorImport(importlib.abc.MetaPathFinder):
+    """Finds the real ``jittor`` package and wraps its loader in ``_CapturingLoader``: Jittor announces about nine
+    '[i ...]' lines at every start, which would bury the run's own first lines."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "jittor":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _CapturingLoader(spec.loader)
+                return spec
+        return None
+
+
 def setup_jittor_env():
     """Set Jittor's start-up variables (only those the user has not set); idempotent. Under numpy 2 any later
     ``import jittor`` raises JittorEnvironmentError instead."""
@@ -97,4 +161,6 @@ def setup_jittor_env():
         elif os.environ.get("nvcc_path", None) != "":
             from jnerf.utils import jittor_patch
             jittor_patch.apply_if_needed(nvcc_version())
+        if os.environ.get("JNERF_JITTOR_CHATTER", "0") != "1":  # JNERF_JITTOR_CHATTER=1 keeps it on the terminal
+            sys.meta_path.insert(0, _QuietJittorImport())
     _done = True

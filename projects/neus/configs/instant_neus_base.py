@@ -131,6 +131,9 @@ mesh = dict(
     vertex_colors=True,
     formats=['ply'],               # add 'obj' for OBJ as well
     save_normalized=False,         # also save the mesh in the normalised frame
+    postprocess=None,              # final meshes only, with pymeshlab (pip install 'jnerf[mesh]'), e.g.
+                                   #   dict(min_component_faces=100, max_hole_edges=30, smooth_iterations=5,
+                                   #        target_faces=200000)
 )
 turntable = dict(n_frames=60, downscale=2, fps=30, elevation_deg=None)   # --task render (None: cameras' mean)
 eval = dict(gt_mesh=None,          # EvalSettings; default: <dataset root>/gt_mesh.ply when present
