@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from .cameras import fibonacci_directions, load_cameras_npz, look_at_c2w, projection_from_pose
+from .cameras import fibonacci_directions, load_cameras_npz, look_at_c2w, pixel_directions, projection_from_pose
 from .rasterizer import rasterize
 
 __all__ = ["load_mesh", "bounding_sphere_scale_mat", "vertex_normals", "make_cameras", "surface_albedo",
-           "shade_view", "make_scene"]
+           "environment_colour", "shade_view", "make_scene"]
 
 _AXES = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1), "-x": (-1, 0, 0), "-y": (0, -1, 0), "-z": (0, 0, -1)}
 
@@ -142,13 +142,25 @@ def _write_cameras(path, intr, poses, scale_mat):
     np.savez(path, **arrays)
 
 
+def environment_colour(dirs, seed=0):
+    """Colour [P,3] in [0,1] of a textured environment at infinity, seen along unit directions [P,3]: it depends on
+    the direction only, so every view agrees, as a distant background does (a pattern for a background model)."""
+    return surface_albedo(1.7 * np.asarray(dirs, dtype=np.float64), seed + 101)
+
+
+BACKGROUNDS = ("black", "env")
+
+
 def make_scene(mesh, out_dir, n_views=64, width=512, height=None, fov_deg=40.0, hemisphere=False, up="y",
-               margin=1.1, seed=0, light_dir=(0.3, 1.0, 0.5), verbose=False):
+               margin=1.1, seed=0, light_dir=(0.3, 1.0, 0.5), background="black", verbose=False):
     """Render ``mesh`` (path or Trimesh, any units/position) into a NeuS-format folder ``out_dir``.
 
-    ``light_dir`` is a world-frame direction towards the light. Returns a summary dict (paths, sizes, seconds).
-    Deterministic for a given ``seed``.
+    ``light_dir`` is a world-frame direction towards the light. ``background``: 'black', or 'env' (a textured
+    environment at infinity, ``environment_colour``; the masks are written either way). Returns a summary dict
+    (paths, sizes, seconds). Deterministic for a given ``seed``.
     """
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background: expected one of {', '.join(BACKGROUNDS)}, got {background!r}")
     from PIL import Image  # imported here so that `import jnerf.dataset` needs neither Pillow nor trimesh
 
     start = time.time()
@@ -171,6 +183,10 @@ def make_scene(mesh, out_dir, n_views=64, width=512, height=None, fov_deg=40.0, 
     for i in range(n_views):
         raster = rasterize(vertices, faces, intrinsics[i], c2ws[i], height, width)
         image, mask = shade_view(raster, vertices, faces, normals, light, seed)
+        if background == "env":
+            dirs = pixel_directions(intrinsics[i], c2ws[i], height, width)
+            dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+            image[~mask] = environment_colour(dirs.reshape(height, width, 3)[~mask], seed)
         rgb8 = np.round(image * 255).astype(np.uint8)
         name = f"{i:03d}.png"
         Image.fromarray(rgb8).save(os.path.join(out_dir, "image", name), optimize=True)

@@ -30,14 +30,15 @@ class MeshExporter:
     'small' (drop components below ``min_component_fraction`` of the faces) or 'none'; vertex_colors: colour each
     vertex as seen head-on; formats: 'ply' and/or 'obj'; save_normalized: also write the normalised-frame mesh;
     postprocess: None, or the arguments of ``MeshPostprocess`` (pymeshlab: islands, holes, smoothing, decimation),
-    applied to final meshes (not previews) before the colours.
+    applied to final meshes (not previews) before the colours; cull_to_unit_sphere: drop faces outside the unit sphere
+    (scenes without masks: what lies beyond it is background) before the clean-up.
     """
 
     def __init__(self, resolution: int = 512, preview_resolution: int = 128, chunk: int = 1 << 18,
                  level: float = 0.0, mask_with_occupancy: bool = True, clean: str = "largest",
                  min_component_fraction: float = 0.01, vertex_colors: bool = True,
                  formats: Sequence[str] = ("ply",), save_normalized: bool = False,
-                 postprocess: Optional[dict] = None):
+                 postprocess: Optional[dict] = None, cull_to_unit_sphere: bool = False):
         self.resolution = require_int("mesh", "resolution", resolution, 2)
         self.preview_resolution = require_int("mesh", "preview_resolution", preview_resolution, 2)
         self.chunk = require_int("mesh", "chunk", chunk, 1)
@@ -52,6 +53,7 @@ class MeshExporter:
         self.level, self.mask_with_occupancy = float(level), bool(mask_with_occupancy)
         self.clean, self.min_component_fraction = clean, float(min_component_fraction)
         self.vertex_colors, self.formats, self.save_normalized = bool(vertex_colors), formats, bool(save_normalized)
+        self.cull_to_unit_sphere = bool(cull_to_unit_sphere)
         self.postprocess = None if postprocess is None else build_settings(MeshPostprocess, postprocess,
                                                                              "mesh.postprocess")
 
@@ -64,6 +66,8 @@ class MeshExporter:
         volume = mesh_ops.evaluate_sdf_volume(model.sdf_numpy, grid.bbox_min, grid.bbox_max, resolution,
                                               chunk=self.chunk, prior_fn=prior)
         verts, faces = mesh_ops.marching_cubes(volume, grid.bbox_min, grid.bbox_max, level=self.level)
+        if self.cull_to_unit_sphere:  # without masks: the object is what lies inside the unit sphere
+            verts, faces = mesh_ops.submesh(verts, faces, np.all(np.linalg.norm(verts, axis=1)[faces] <= 1.0, 1))
         if self.clean == "largest":
             verts, faces = mesh_ops.keep_large_components(verts, faces, largest_only=True)
         elif self.clean == "small":

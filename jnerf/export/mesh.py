@@ -106,6 +106,13 @@ def connected_components(n_verts, faces):
             parent = grand
 
 
+def submesh(verts, faces, keep_faces):
+    """(vertices, faces) of the faces where ``keep_faces`` [F] is true, unused vertices dropped, faces re-indexed."""
+    kept = np.asarray(faces, np.int64)[keep_faces]
+    used, new_faces = np.unique(kept, return_inverse=True)
+    return np.asarray(verts, np.float32)[used], new_faces.reshape(-1, 3).astype(np.int64)
+
+
 def keep_large_components(verts, faces, min_fraction=0.0, largest_only=True):
     """Drop floaters: keep the largest connected component (or every component with at least ``min_fraction``
     of the faces); unused vertices are dropped and faces re-indexed."""
@@ -117,11 +124,10 @@ def keep_large_components(verts, faces, min_fraction=0.0, largest_only=True):
     if len(labels) <= 1:
         return verts, faces
     keep_labels = labels[[int(np.argmax(counts))]] if largest_only else labels[counts >= min_fraction * len(faces)]
-    kept_faces = faces[np.isin(face_label, keep_labels)]
-    used, new_faces = np.unique(kept_faces, return_inverse=True)
+    keep = np.isin(face_label, keep_labels)
     logger.info("mesh clean-up: kept %d of %d components (%d of %d faces)", len(keep_labels), len(labels),
-                len(kept_faces), len(faces))
-    return np.asarray(verts, np.float32)[used], new_faces.reshape(-1, 3).astype(np.int64)
+                int(keep.sum()), len(faces))
+    return submesh(verts, faces, keep)
 
 
 def _write_ply(f, verts, faces, rgb):

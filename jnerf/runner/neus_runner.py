@@ -102,6 +102,9 @@ class NeuSRunner:
                 raise UserError(f"{self.dataset.root}: the masks carve the whole box away (empty visual hull): check "
                                 "that masks are white on the object (not inverted), belong to their images, and that "
                                 "cameras_sphere.npz matches them")
+        else:
+            self.grid.bound_by_unit_sphere()
+            logger.info("no masks: visual hull skipped; the occupancy grid is bounded by the unit sphere")
         logger.info("occupancy grid %d^3: %.1f%% of the cells marched", self.grid.resolution,
                     100 * self.grid.occupied_fraction)
         os.makedirs(self.exp_dir, exist_ok=True)

@@ -5,6 +5,7 @@ from .fully_fused_mlp import FullyFusedMLP
 from .sdf_network import SDFNetwork
 from .color_network import ColorNetwork
 from .variance_network import VarianceNetwork
+from .background import BackgroundNeRF
 from .instant_neus import InstantNeuS
 
-__all__ = ["MLP", "FullyFusedMLP", "SDFNetwork", "ColorNetwork", "VarianceNetwork", "InstantNeuS"]
+__all__ = ["MLP", "FullyFusedMLP", "SDFNetwork", "ColorNetwork", "VarianceNetwork", "BackgroundNeRF", "InstantNeuS"]

@@ -18,11 +18,13 @@ class InstantNeuS(nn.Module):
 
     A colour-network dict without ``feature_dim`` gets the SDF network's; an SDF-network dict without a box gets
     ``bbox_min``/``bbox_max`` (the scene box, a run-time value). ``post_decoding`` tells the renderer to composite
-    features and normals per ray and decode colour once per ray instead of per sample.
+    features and normals per ray and decode colour once per ray instead of per sample. ``background_network``
+    (None, or e.g. a ``BackgroundNeRF`` config) models what lies outside the unit sphere, for scenes without masks.
     """
 
     def __init__(self, sdf_network, color_network, variance_network, post_decoding: bool = True,
-                 bbox_min: Optional[Sequence[float]] = None, bbox_max: Optional[Sequence[float]] = None):
+                 background_network=None, bbox_min: Optional[Sequence[float]] = None,
+                 bbox_max: Optional[Sequence[float]] = None):
         super().__init__()
         box = {} if bbox_min is None else dict(bbox_min=list(bbox_min), bbox_max=list(bbox_max))
         self.sdf_network = build_module(sdf_network, NETWORKS, **box)
@@ -32,15 +34,19 @@ class InstantNeuS(nn.Module):
             raise ValueError(f"InstantNeuS: color_network.feature_dim ({self.color_network.feature_dim}) must equal "
                              f"sdf_network.feature_dim ({self.sdf_network.feature_dim})")
         self.post_decoding = bool(post_decoding)
+        self.background_network = (None if background_network is None
+                                   else build_module(background_network, NETWORKS))
 
     def update_step(self, step: int):
         """Advance the step-driven schedules (the SDF network's active hash levels)."""
         self.sdf_network.update_step(step)
 
     def param_groups(self) -> List[dict]:
-        """Optimiser groups by role, so the config can give each its own lr: the hash table ('encoding'), NeuS'
+        """Optimiser groups by role, so the config can give each its own lr: the hash tables ('encoding'), NeuS'
         sharpness ('variance') and every MLP weight ('mlp')."""
         encoding = list(self.sdf_network.encoding.parameters())
+        if self.background_network is not None:
+            encoding += list(self.background_network.encoding.parameters())
         variance = list(self.variance_network.parameters())
         taken = {id(p) for p in encoding + variance}
         mlp = [p for p in self.parameters() if id(p) not in taken]

@@ -94,6 +94,7 @@ class NeuSRenderer:
         self.n_rays = int(np.clip(require_int("renderer", "n_rays", n_rays, 1), self.min_rays, self.max_rays))
         self.target_samples = require_int("renderer", "target_samples", target_samples, 1)
         self.dynamic_rays = bool(dynamic_rays)
+        self.last_step = 0
 
     def update_ray_budget(self, n_samples: int):
         """After a training step that drew ``n_samples`` samples from ``n_rays`` rays: aim the next step's ray
@@ -107,10 +108,14 @@ class NeuSRenderer:
 
     def load_state_dict(self, state: dict):
         self.n_rays = int(state["n_rays"])
-        self.last_step = 0
 
-    def background_colours(self, n_rays: int, is_training: bool) -> jt.Var:
-        """[n_rays, 3] float32 background each ray is composited over."""
+    def background_colours(self, rays_o: jt.Var, rays_d: jt.Var, is_training: bool) -> jt.Var:
+        """[R, 3] float32 background each ray is composited over: the model's background network when it has one
+        (what lies beyond the unit sphere), else the ``background`` colour."""
+        n_rays = rays_o.shape[0]
+        if getattr(self.model, "background_network", None) is not None:
+            jitter = jt.rand((n_rays,), dtype=jt.float32) if is_training else None
+            return self.model.background_network(rays_o, rays_d, jitter)
         if self.background == "white":
             return jt.ones((n_rays, 3), dtype=jt.float32)
         if self.background == "random" and is_training:
@@ -127,7 +132,7 @@ class NeuSRenderer:
         jitter = jt.rand((n_rays,), dtype=jt.float32) if is_training else None
         samples = self.occupancy_grid.ray_march(rays_o, rays_d, self.step_size, self.max_steps, jitter,
                                                 self.near_min)
-        background = self.background_colours(n_rays, is_training)
+        background = self.background_colours(rays_o, rays_d, is_training)
         if samples.n_samples == 0:
             return self._empty_outputs(rays_d, background)
         ray_indices = samples.ray_indices                                                # [S] int32

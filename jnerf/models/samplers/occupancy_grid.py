@@ -145,6 +145,13 @@ class OccupancyGrid:
             self.set_hull(hull.numpy().astype(bool))
         return float(self.hull.mean())
 
+    def bound_by_unit_sphere(self) -> float:
+        """Without masks: the hull is the cells the unit sphere reaches (the object lies inside it; outside is the
+        background's). Returns the fraction of cells kept."""
+        centres = self.cell_centres(np.arange(self.n_cells))
+        self.set_hull(np.linalg.norm(centres, axis=1) <= 1.0 + self.half_diagonal())
+        return float(self.hull.mean())
+
     def tight_bbox(self, margin: float = 0.0):
         """(min [3], max [3]) numpy float32 of the hull's cells, grown by ``margin`` (normalised-frame units) on
         every side and clipped to the grid's box; the whole box when the hull is empty."""

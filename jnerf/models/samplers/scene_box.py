@@ -1,6 +1,7 @@
 """The scene box: the axis-aligned box of the normalised frame that the hash grid, the occupancy grid and marching
-cubes share. 'auto' takes it from the visual hull of the masks (no separate bbox run, no hand-copied numbers);
-'config' takes the corner and size the config gives."""
+cubes share. 'auto' takes it from the visual hull of the masks (no separate bbox run, no hand-copied numbers), or,
+without masks, the unit sphere's box; 'sphere' always takes the unit sphere's box ([-1, 1]^3: scale_mat maps the
+object into the unit sphere); 'config' takes the corner and size the config gives."""
 import logging
 from typing import Optional, Sequence, Tuple
 
@@ -12,13 +13,13 @@ __all__ = ["SceneBox"]
 
 logger = logging.getLogger("jnerf")
 
-MODES = ("auto", "config")
+MODES = ("auto", "sphere", "config")
 
 
 class SceneBox:
-    """mode: 'auto' | 'config'; corner, size: the box for 'config' (3 numbers each); margin: 'auto' grows the hull's
-    box by this much on each side (normalised units); hull_resolution: cells per axis of the coarse hull that 'auto'
-    carves over [-1, 1]^3."""
+    """mode: 'auto' | 'sphere' | 'config'; corner, size: the box for 'config' (3 numbers each); margin: 'auto' grows
+    the hull's box by this much on each side (normalised units); hull_resolution: cells per axis of the coarse hull
+    that 'auto' carves over [-1, 1]^3."""
 
     def __init__(self, mode: str = "auto", corner: Optional[Sequence[float]] = None,
                  size: Optional[Sequence[float]] = None, margin: float = 0.05, hull_resolution: int = 64):
@@ -43,8 +44,10 @@ class SceneBox:
         if self.mode == "config":
             lo = np.asarray(self.corner, np.float32)
             return lo, lo + np.asarray(self.size, np.float32)
-        if hull_cameras is None or hull_cameras.get("masks") is None:
-            raise ValueError("bbox.mode='auto' needs masks; set bbox.mode='config' with bbox.corner and bbox.size")
+        if self.mode == "sphere" or hull_cameras is None or hull_cameras.get("masks") is None:
+            if self.mode == "auto":
+                logger.info("automatic bbox: no masks, so no visual hull; using the unit sphere's box")
+            return np.full(3, -1.0, np.float32), np.full(3, 1.0, np.float32)
         from jnerf.utils.registry import SAMPLERS, build_from_cfg
         probe = build_from_cfg(dict(grid_cfg or dict(type="OccupancyGrid"), resolution=self.hull_resolution,
                                     use_visual_hull=True), SAMPLERS, bbox_min=[-1.0] * 3, bbox_max=[1.0] * 3)

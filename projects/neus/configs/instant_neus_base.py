@@ -24,7 +24,8 @@ dataset = dict(
     min_views=3,                   # fewer views is an error (warned below 20)
 )
 bbox = dict(                       # SceneBox: the box the hash grid, occupancy grid and marching cubes share
-    mode='auto',                   # 'auto': the visual hull's box (logged; written back into the run's config.py)
+    mode='auto',                   # 'auto': the visual hull's box (logged; written back into the run's config.py),
+                                   #   the unit sphere's box without masks; 'sphere': always [-1, 1]^3;
                                    # 'config': corner and size below
     corner=None,                   # box corner [x, y, z] ('config')
     size=None,                     # box edge lengths [x, y, z] ('config')
@@ -57,6 +58,8 @@ model = dict(
                        # fp16 tensor-core MLP on CUDA >= sm_75, the same nn.Linear maths elsewhere
                        mlp_type='FullyFusedMLP'),
     variance_network=dict(type='VarianceNetwork', init_val=0.3, scale=10.0),  # inv_s = exp(scale * init_val)
+    background_network=None,       # scenes without masks: e.g. dict(type='BackgroundNeRF', ...), what lies beyond
+                                   #   the unit sphere (instant_neus_womask.py)
 )
 
 # ----------------------------------------------------------------------- occupancy (OccupancyGrid)
@@ -131,6 +134,7 @@ mesh = dict(
     vertex_colors=True,
     formats=['ply'],               # add 'obj' for OBJ as well
     save_normalized=False,         # also save the mesh in the normalised frame
+    cull_to_unit_sphere=False,     # drop faces outside the unit sphere (scenes without masks), before clean-up
     postprocess=None,              # final meshes only, with pymeshlab (pip install 'jnerf[mesh]'), e.g.
                                    #   dict(min_component_faces=100, max_hole_edges=30, smooth_iterations=5,
                                    #        target_faces=200000)
