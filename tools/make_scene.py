@@ -26,6 +26,9 @@ def parse_args(argv=None):
     parser.add_argument("--margin", type=float, default=1.1,
                         help="unit sphere radius / object bounding-sphere radius")
     parser.add_argument("--seed", type=int, default=0, help="texture and camera-lattice rotation seed")
+    parser.add_argument("--texture", choices=("blotches", "rich"), default="blotches",
+                        help="surface pattern: 'blotches' (default) or 'rich' (aperiodic multi-scale blobs that "
+                             "structure from motion can match; for testing tools/prepare_scene.py)")
     args = parser.parse_args(argv)
     if len(args.resolution) not in (1, 2):
         parser.error("--resolution takes W or W H")
@@ -40,7 +43,7 @@ def main(argv=None):
     height = args.resolution[1] if len(args.resolution) == 2 else width
     summary = make_scene(args.mesh, args.out_dir, n_views=args.n_views, width=width, height=height,
                          fov_deg=args.fov, hemisphere=args.hemisphere, up=args.up, margin=args.margin,
-                         seed=args.seed, verbose=False)
+                         seed=args.seed, texture=args.texture, verbose=False)
     scale = summary["scale_mat"]
     print(f"wrote {summary['n_views']} views {width}x{height} to {args.out_dir} in {summary['seconds']:.1f} s; "
           f"object covers {summary['mask_coverage'] * 100:.1f}% of the pixels; unit sphere = world sphere of "
