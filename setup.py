@@ -1,4 +1,5 @@
-"""jnerf: Instant-NeuS surface reconstruction in Jittor. `pip install -e .` installs every runtime dependency."""
+"""jnerf: Instant-NeuS surface reconstruction in Jittor. `pip install -e .` installs every runtime dependency;
+`pip install -e .[colmap]` adds pycolmap for tools/prepare_scene.py (your own photos)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -22,5 +23,10 @@ setup(
         "tqdm",
         "astunparse",                            # needed by Jittor, not always pulled in
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # tools/prepare_scene.py: structure from motion and COLMAP models (a 40 MB wheel, so optional); 4.x works
+        # with numpy 1.x, which Jittor needs
+        "colmap": ["pycolmap>=4.0,<5"],
+        "test": ["pytest>=7", "pycolmap>=4.0,<5"],
+    },
 )
