@@ -1,8 +1,9 @@
 """Where the object is: the sphere that `scale_mat` maps the unit sphere onto, from the masks' visual hull, from
 sparse 3D points, or (neither available) from the cameras alone. Numpy and OpenCV only (no Jittor).
 
-Every function returns ``(centre [3], radius, info)`` in world units; ``info`` is a JSON-able dict saying how the
-sphere was found, for ``prepare.json``. The radius already includes ``margin`` (unit sphere radius / object radius).
+The sphere functions return ``(centre [3], radius, info)`` in world units (``hull_sphere`` also the kept voxel centres
+[V,3], for the preview); ``info`` is a JSON-able dict saying how the sphere was found, for ``prepare.json``. The
+radius already includes ``margin`` (unit sphere radius / object radius).
 """
 import numpy as np
 
