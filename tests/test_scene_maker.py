@@ -276,3 +276,15 @@ def test_make_scene_cli(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "wrote 3 views 24x16" in res.stdout
     assert np.asarray(Image.open(os.path.join(out, "mask", "002.png"))).shape == (16, 24)
+
+
+def test_rich_texture_is_an_option_and_the_default_is_unchanged():
+    from jnerf.dataset.scene_maker import surface_albedo
+    points = np.random.default_rng(0).uniform(-1, 1, (2000, 3))
+    default = surface_albedo(points, seed=3)
+    np.testing.assert_array_equal(default, surface_albedo(points, seed=3, texture="blotches"))
+    rich = surface_albedo(points, seed=3, texture="rich")
+    assert rich.shape == default.shape and 0 <= rich.min() and rich.max() <= 1
+    assert np.abs(rich - default).mean() > 0.05
+    with pytest.raises(ValueError, match="texture must be one of"):
+        surface_albedo(points, texture="marble")

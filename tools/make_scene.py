@@ -29,6 +29,9 @@ def parse_args(argv=None):
     parser.add_argument("--background", choices=("black", "env"), default="black",
                         help="'env': a textured environment at infinity behind the object (for training without "
                              "masks; the masks are still written)")
+    parser.add_argument("--texture", choices=("blotches", "rich"), default="blotches",
+                        help="surface pattern: 'blotches' (default) or 'rich' (aperiodic multi-scale blobs that "
+                             "structure from motion can match; for testing tools/prepare_scene.py)")
     args = parser.parse_args(argv)
     if len(args.resolution) not in (1, 2):
         parser.error("--resolution takes W or W H")
@@ -43,7 +46,7 @@ def main(argv=None):
     height = args.resolution[1] if len(args.resolution) == 2 else width
     summary = make_scene(args.mesh, args.out_dir, n_views=args.n_views, width=width, height=height,
                          fov_deg=args.fov, hemisphere=args.hemisphere, up=args.up, margin=args.margin,
-                         seed=args.seed, background=args.background, verbose=False)
+                         seed=args.seed, background=args.background, texture=args.texture, verbose=False)
     scale = summary["scale_mat"]
     print(f"wrote {summary['n_views']} views {width}x{height} to {args.out_dir} in {summary['seconds']:.1f} s; "
           f"object covers {summary['mask_coverage'] * 100:.1f}% of the pixels; unit sphere = world sphere of "

@@ -17,7 +17,7 @@ import numpy as np
 from .cameras import fibonacci_directions, load_cameras_npz, look_at_c2w, pixel_directions, projection_from_pose
 from .rasterizer import rasterize
 
-__all__ = ["load_mesh", "bounding_sphere_scale_mat", "vertex_normals", "make_cameras", "surface_albedo",
+__all__ = ["load_mesh", "bounding_sphere_scale_mat", "vertex_normals", "make_cameras", "surface_albedo", "TEXTURES",
            "environment_colour", "shade_view", "make_scene"]
 
 _AXES = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1), "-x": (-1, 0, 0), "-y": (0, -1, 0), "-z": (0, 0, -1)}
@@ -98,26 +98,51 @@ def make_cameras(n_views, width, height, fov_deg, hemisphere=False, up="y", seed
     return intr, np.stack(poses)
 
 
-def surface_albedo(points, seed=0):
+TEXTURES = ("blotches", "rich")
+
+
+def surface_albedo(points, seed=0, texture="blotches"):
     """View-independent albedo [P,3] in [0,1] of normalised-frame surface points [P,3].
 
-    A smooth colour field (about one cycle over the object) modulated by a two-scale pattern of sinusoids in random
-    3D directions (about 6 and 15 cycles per unit), so texture is present on every surface orientation.
+    A smooth colour field (about one cycle over the object) modulated by a pattern:
+    - ``'blotches'`` (the default, the bundled demo's look): a two-scale pattern of products of sinusoids in random 3D
+      directions (about 6 and 15 cycles per unit), so texture is present on every surface orientation;
+    - ``'rich'``: aperiodic multi-scale blobs (a sum of many sinusoids of random direction, frequency and phase), the
+      kind of texture structure from motion needs: the two-scale products repeat, and repeated patterns mismatch.
     """
+    if texture not in TEXTURES:
+        raise ValueError(f"texture must be one of {', '.join(TEXTURES)}, got {texture!r}")
     rng = np.random.default_rng(seed)
     colour_freq = rng.normal(size=(3, 3)) * 0.6
     colour = 0.6 + 0.35 * np.sin(2 * np.pi * points @ colour_freq.T + rng.uniform(0, 2 * np.pi, 3))
+    pattern = _blotch_pattern(points, rng) if texture == "blotches" else _rich_pattern(points, rng)
+    pattern = 0.5 + 0.5 * np.tanh(3.0 * pattern)  # sharpen into blotches with crisp edges
+    return colour * (0.35 + 0.65 * pattern[:, None])
+
+
+def _blotch_pattern(points, rng):
     pattern = np.zeros(len(points))
     for cycles, weight in ((6.0, 1.0), (15.0, 0.5)):
         dirs = rng.normal(size=(3, 3))
         dirs *= cycles / np.linalg.norm(dirs, axis=1, keepdims=True)
         waves = np.sin(2 * np.pi * points @ dirs.T + rng.uniform(0, 2 * np.pi, 3))  # [P,3]
         pattern += weight * np.prod(waves, axis=1)
-    pattern = 0.5 + 0.5 * np.tanh(3.0 * pattern)  # sharpen into blotches with crisp edges
-    return colour * (0.35 + 0.65 * pattern[:, None])
+    return pattern
 
 
-def shade_view(raster, vertices, faces, vertex_normals, light_dir, seed=0, ambient=0.45):
+def _rich_pattern(points, rng, n_waves=48, min_cycles=3.0, max_cycles=24.0):
+    """Zero-mean, unit-variance field [P]: ``n_waves`` sinusoids with log-uniform frequencies (cycles per unit) and
+    amplitudes falling as 1/sqrt(frequency), so coarse and fine blobs both show; 24 cycles per unit stays about
+    7 pixels a cycle at 384^2, below aliasing."""
+    cycles = np.exp(rng.uniform(np.log(min_cycles), np.log(max_cycles), n_waves))
+    dirs = rng.normal(size=(n_waves, 3))
+    dirs *= (cycles / np.linalg.norm(dirs, axis=1))[:, None]
+    amplitude = 1.0 / np.sqrt(cycles)
+    waves = np.sin(2 * np.pi * points @ dirs.T + rng.uniform(0, 2 * np.pi, n_waves))  # [P,n]
+    return waves @ amplitude / np.sqrt(0.5 * np.sum(amplitude ** 2))
+
+
+def shade_view(raster, vertices, faces, vertex_normals, light_dir, seed=0, ambient=0.45, texture="blotches"):
     """Colour image [H,W,3] float in [0,1] (black background) and mask [H,W] bool from a `rasterize` result."""
     face_id = raster["face_id"]
     hit = face_id >= 0
@@ -127,7 +152,7 @@ def shade_view(raster, vertices, faces, vertex_normals, light_dir, seed=0, ambie
     normals = np.sum(vertex_normals[tri] * bary, axis=1)
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     diffuse = np.clip(normals @ light_dir, 0.0, 1.0)
-    rgb = surface_albedo(points, seed) * (ambient + (1 - ambient) * diffuse)[:, None]
+    rgb = surface_albedo(points, seed, texture) * (ambient + (1 - ambient) * diffuse)[:, None]
     image = np.zeros(face_id.shape + (3,))
     image[hit] = np.clip(rgb, 0, 1)
     return image, hit
@@ -152,18 +177,22 @@ BACKGROUNDS = ("black", "env")
 
 
 def make_scene(mesh, out_dir, n_views=64, width=512, height=None, fov_deg=40.0, hemisphere=False, up="y",
-               margin=1.1, seed=0, light_dir=(0.3, 1.0, 0.5), background="black", verbose=False):
+               margin=1.1, seed=0, light_dir=(0.3, 1.0, 0.5), texture="blotches", background="black",
+               verbose=False):
     """Render ``mesh`` (path or Trimesh, any units/position) into a NeuS-format folder ``out_dir``.
 
-    ``light_dir`` is a world-frame direction towards the light. ``background``: 'black', or 'env' (a textured
-    environment at infinity, ``environment_colour``; the masks are written either way). Returns a summary dict
-    (paths, sizes, seconds). Deterministic for a given ``seed``.
+    ``light_dir`` is a world-frame direction towards the light; ``texture`` picks the surface pattern
+    (``surface_albedo``: 'blotches' or the 'rich' one that structure from motion needs). ``background``: 'black', or
+    'env' (a textured environment at infinity, ``environment_colour``; the masks are written either way). Returns a
+    summary dict (paths, sizes, seconds). Deterministic for a given ``seed``.
     """
     if background not in BACKGROUNDS:
         raise ValueError(f"background: expected one of {', '.join(BACKGROUNDS)}, got {background!r}")
     from PIL import Image  # imported here so that `import jnerf.dataset` needs neither Pillow nor trimesh
 
     start = time.time()
+    if texture not in TEXTURES:
+        raise ValueError(f"texture must be one of {', '.join(TEXTURES)}, got {texture!r}")
     height = width if height is None else height
     mesh = load_mesh(mesh)
     scale_mat = bounding_sphere_scale_mat(mesh.vertices, margin)
@@ -182,7 +211,7 @@ def make_scene(mesh, out_dir, n_views=64, width=512, height=None, fov_deg=40.0, 
     coverage = []
     for i in range(n_views):
         raster = rasterize(vertices, faces, intrinsics[i], c2ws[i], height, width)
-        image, mask = shade_view(raster, vertices, faces, normals, light, seed)
+        image, mask = shade_view(raster, vertices, faces, normals, light, seed, texture=texture)
         if background == "env":
             dirs = pixel_directions(intrinsics[i], c2ws[i], height, width)
             dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
