@@ -121,3 +121,16 @@ def test_scene_maker_background_is_an_environment_at_infinity(tmp_path):
         np.testing.assert_allclose(image[~mask], expected, atol=1 / 255 + 1e-6)
     with pytest.raises(ValueError, match="background"):
         make_scene(trimesh.creation.icosphere(), str(tmp_path / "x"), n_views=2, width=16, background="sky")
+
+
+def test_no_nan_from_a_uniform_draw_of_one_or_a_ray_without_surface():
+    """CUDA's uniform draws include 1.0: the farthest sample must stay finite. A composite normal of exactly zero
+    (a ray that met no surface) must give a zero gradient, not NaN (sqrt's derivative at 0)."""
+    from jnerf.models.renderers.neus_renderer import safe_normalize
+    o, d = _rays(np.random.default_rng(3), 16)
+    bg = BackgroundNeRF(ENCODING, n_samples=8, hidden_dim=16, feature_dim=7, sh_degree=2)
+    t = bg.sample_t(jt.array(o), jt.array(d), jt.ones((16,))).numpy()
+    assert np.all(np.isfinite(t)) and np.all(np.isfinite(bg(jt.array(o), jt.array(d), jt.ones((16,))).numpy()))
+    v = jt.array(np.array([[0, 0, 0], [1, 2, 2]], np.float32))
+    grad = jt.grad(safe_normalize(v * 2.0, fallback=jt.array(np.eye(3, dtype=np.float32)[:2])).sum(), v).numpy()
+    assert np.all(np.isfinite(grad)) and np.all(grad[0] == 0)

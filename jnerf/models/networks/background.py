@@ -64,7 +64,10 @@ class BackgroundNeRF(nn.Module):
         [0,1) or None for bin centres)."""
         n_rays, k = rays_o.shape[0], self.n_samples
         offset = jt.full((n_rays, 1), 0.5) if jitter is None else jitter.reshape((-1, 1))
-        u = (jt.arange(k).float32().reshape((1, -1)) + offset) / k                    # [R,K] in (0,1)
+        u = (jt.arange(k).float32().reshape((1, -1)) + offset) / k                    # [R,K] in (0,1]
+        # CUDA's uniform draws include 1.0 (curand's (0,1]), which would put the last sample at t = inf and make
+        # the contraction NaN; a quarter bin short of infinity is as far as any sample needs to go.
+        u = jt.minimum(u, jt.full_like(u, 1.0 - 0.25 / k))
         return sphere_exit(rays_o, rays_d).reshape((-1, 1)) / (1.0 - u)              # [R,K]
 
     def execute(self, rays_o: jt.Var, rays_d: jt.Var, jitter: Optional[jt.Var] = None) -> jt.Var:

@@ -47,7 +47,8 @@ def neus_alpha(sdf: jt.Var, gradient: jt.Var, dirs: jt.Var, dists: jt.Var, inv_s
 
 def safe_normalize(vectors: jt.Var, fallback: Optional[jt.Var] = None) -> jt.Var:
     """Unit vectors [N,3]; rows shorter than a tiny norm become ``fallback`` [N,3] (default: left as ~0)."""
-    norm = jt.sqrt((vectors * vectors).sum(dim=-1, keepdims=True))                      # [N,1]
+    # the tiny term keeps the gradient finite for zero rows (d sqrt(x)/dx at 0 is inf, and inf * 0 is NaN)
+    norm = jt.sqrt((vectors * vectors).sum(dim=-1, keepdims=True) + _MIN_NORMAL_NORM ** 4)  # [N,1]
     unit = vectors / jt.maximum(norm, jt.full_like(norm, _MIN_NORMAL_NORM))
     if fallback is None:
         return unit
