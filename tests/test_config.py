@@ -117,6 +117,8 @@ def _check_consumers(cfg):
     assert set(cfg) == runner_keys | set(settings) | set(registries)
     nested = [(cfg.model.sdf_network, R.NETWORKS), (cfg.model.color_network, R.NETWORKS),
               (cfg.model.variance_network, R.NETWORKS), (cfg.model.sdf_network.encoding, R.ENCODERS)]
+    if cfg.model.get("background_network") is not None:  # scenes without masks
+        nested += [(cfg.model.background_network, R.NETWORKS), (cfg.model.background_network.encoding, R.ENCODERS)]
     for sub, registry in [(cfg[k], r) for k, r in registries.items()] + nested:
         R._check_kwargs(registry.get(sub.type), {k: v for k, v in sub.items() if k != "type"})
     for key, cls in settings.items():

@@ -86,3 +86,20 @@ def test_neus_loss_gradient_reaches_prediction():
         outputs, jt.array(rgb_gt), None)["total"]
     grad = jt.grad(total, outputs["rgb"]).numpy()
     np.testing.assert_allclose(grad, 2 * (out_np["rgb"] - rgb_gt) / rgb_gt.size, rtol=1e-5, atol=1e-8)
+
+
+def test_free_point_terms_match_numpy():
+    """free_eikonal and free_space (carved points only) on the renderer's free points."""
+    rng = np.random.default_rng(2)
+    out_np = _outputs(rng)
+    out_np.update(free_sdf=rng.normal(scale=0.1, size=32).astype(np.float32),
+                  free_gradient=rng.normal(size=(32, 3)).astype(np.float32),
+                  free_known_empty=(rng.uniform(size=32) > 0.5).astype(np.float32))
+    loss = NeuSLoss(mask=0.0, eikonal=0.0, curvature=0.0, free_eikonal=0.1, free_space=1.0)
+    terms = loss({k: jt.array(v) for k, v in out_np.items()}, jt.array(out_np["rgb"]), None)
+    sdf = out_np["free_sdf"]
+    expect = {"free_eikonal": ((np.linalg.norm(out_np["free_gradient"], axis=1) - 1) ** 2).mean(),
+              "free_space": (np.maximum(-sdf, 0) * out_np["free_known_empty"]).mean()}
+    for name, value in expect.items():
+        assert terms[name].item() == pytest.approx(value, rel=1e-5), name
+    assert terms["total"].item() == pytest.approx(0.1 * expect["free_eikonal"] + expect["free_space"], rel=1e-5)
