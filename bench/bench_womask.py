@@ -4,9 +4,13 @@ ground truth (no mask culling, so background floaters count), the share of the p
 the diagonal from the ground truth (floaters), and the training speed.
 
     python tools/make_scene.py data/bunny/gt_mesh.ply data/bunny_env --background env --n-views 64 --resolution 320
-    python bench/bench_womask.py data/bunny_env [--steps 3000] [--device cuda]
+    python bench/bench_womask.py both data/bunny_env [--steps 3000] [--device cuda] [--out DIR]
+
+`train` needs Jittor, `score` only numpy/scipy/trimesh (on a machine whose scipy wants numpy 2, score with that
+Python: bench/gpu_e2e.sh womask does).
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -31,44 +35,68 @@ def floater_share(pred_path, gt_path, frac=0.02, n=200000, seed=0):
     return float(np.mean(nearest_distances(pred_pts, gt_pts, 10 * frac * diag) > frac * diag))
 
 
-def run(config, scene, steps, device, log_dir, name):
-    from jnerf.evaluation import evaluate_mesh
+def train(args):
+    """Train both runs (Jittor); write ``runs.json`` (mesh paths, it/s) into ``args.out``."""
+    import jnerf  # noqa: F401  (Jittor's environment first)
     from jnerf.runner import build_runner, load_run_config
-    cfg = load_run_config(config, [f"log_dir={log_dir!r}", f"exp_name={name!r}", f"dataset.root={scene!r}",
-                                   f"train.total_steps={steps}", "train.val_every=0", "eval.after_training=False"],
-                          device=device)
-    runner = build_runner(cfg)
-    start = time.time()
-    runner.train()
-    wall = time.time() - start
-    gt = os.path.join(scene, "gt_mesh.ply")
-    result = evaluate_mesh(runner.last_mesh, gt, seed=0)
-    runner.lock.release()
-    return dict(name=name, chamfer=result["chamfer_frac"], fscore=result["fscore"],
-                floaters=floater_share(runner.last_mesh, gt), it_s=runner.step / runner.train_seconds, wall=wall)
+    scene, out = os.path.abspath(args.scene), os.path.abspath(args.out)
+    runs = []
+    if os.path.isfile(os.path.join(out, "runs.json")):   # keep the runs of an earlier call that this one skips
+        with open(os.path.join(out, "runs.json")) as f:
+            runs = [r for r in json.load(f)["runs"] if r["name"] not in args.runs]
+    for name, config in [r for r in RUNS if r[0] in args.runs]:
+        opts = [f"log_dir={out!r}", f"exp_name={name!r}", f"dataset.root={scene!r}", "train.val_every=0",
+                "eval.after_training=False"] + ([f"train.total_steps={args.steps}"] if args.steps else [])
+        runner = build_runner(load_run_config(os.path.join(CONFIGS, config), opts, device=args.device))
+        start = time.time()
+        runner.train()
+        runs.append(dict(name=name, config=config, mesh=runner.last_mesh, steps=runner.step,
+                         it_s=runner.step / runner.train_seconds, train_seconds=runner.train_seconds,
+                         wall=time.time() - start))
+        runner.lock.release()
+        with open(os.path.join(out, "runs.json"), "w") as f:
+            json.dump(dict(scene=scene, runs=runs), f, indent=1)
+    print(f"trained {len(runs)} runs into {out}")
+
+
+def score(args):
+    """Score the meshes of ``runs.json`` (no Jittor: any numpy, scipy, trimesh) and print the table."""
+    from jnerf.evaluation import evaluate_mesh
+    with open(os.path.join(args.out, "runs.json")) as f:
+        info = json.load(f)
+    gt = os.path.join(args.scene or info["scene"], "gt_mesh.ply")
+    rows = []
+    for run in info["runs"]:
+        result = evaluate_mesh(run["mesh"], gt, seed=0)
+        rows.append(dict(run, chamfer=result["chamfer_frac"], fscore=result["fscore"],
+                         floaters=floater_share(run["mesh"], gt)))
+    lines = [f"scene {info['scene']}", "", "| run | steps | Chamfer / diag | F @ 0.5% | floaters (> 2% of diag) | it/s |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['name'].replace('_', ' ')} | {r['steps']} | {r['chamfer']:.5f} | {r['fscore']:.3f} | "
+              f"{100 * r['floaters']:.2f}% | {r['it_s']:.2f} |" for r in rows]
+    if len(rows) == 2:
+        lines += ["", f"without / with masks: Chamfer x{rows[1]['chamfer'] / rows[0]['chamfer']:.2f}, "
+                      f"speed x{rows[1]['it_s'] / rows[0]['it_s']:.2f}"]
+    print("\n".join(lines))
+
+
+RUNS = (("with_masks", "instant_neus_demo.py"), ("without_masks", "instant_neus_womask.py"))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=("train", "score", "both"))
     parser.add_argument("scene")
+    parser.add_argument("--out", default=None, help="run folder (default: a new temporary one)")
     parser.add_argument("--steps", type=int, default=None, help="default: each config's own")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--runs", nargs="+", default=[r[0] for r in RUNS], choices=[r[0] for r in RUNS])
     args = parser.parse_args(argv)
-    scene = os.path.abspath(args.scene)
-    log_dir = tempfile.mkdtemp(prefix="womask_")
-    rows = []
-    for name, config in (("with masks", "instant_neus_demo.py"), ("without masks", "instant_neus_womask.py")):
-        from jnerf.runner import load_run_config
-        steps = args.steps or load_run_config(os.path.join(CONFIGS, config), device=args.device).train.total_steps
-        rows.append(run(os.path.join(CONFIGS, config), scene, steps, args.device, log_dir, name.replace(" ", "_")))
-    print(f"\nscene {scene}, log {log_dir}\n")
-    print("| run | Chamfer / diag | F @ 0.5% | floaters (> 2% of diag) | it/s |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['name']} | {r['chamfer']:.5f} | {r['fscore']:.3f} | {100 * r['floaters']:.2f}% | "
-              f"{r['it_s']:.2f} |")
-    print(f"\nwithout / with masks: Chamfer x{rows[1]['chamfer'] / rows[0]['chamfer']:.2f}, "
-          f"speed x{rows[1]['it_s'] / rows[0]['it_s']:.2f}")
+    args.out = args.out or tempfile.mkdtemp(prefix="womask_")
+    if args.phase in ("train", "both"):
+        train(args)
+    if args.phase in ("score", "both"):
+        score(args)
     return 0
 
 

@@ -8,6 +8,8 @@
 #                                      once, preview meshes every 250 steps; score them with the machine's own
 #                                      numpy-2 Python (the evaluator needs no Jittor); tables and logs into $OUT
 #   bash bench/gpu_e2e.sh demo         the README's main command unchanged, then the demo with preview meshes
+#   bash bench/gpu_e2e.sh womask SCENE the masked demo config against the unmasked one on SCENE (bench_womask.py)
+#   bash bench/gpu_e2e.sh profile      where a demo training step's time goes (bench/profile_step.py)
 #   bash bench/gpu_e2e.sh tests        the CUDA-vs-CPU tests (kernels, fused MLP) and the fused-MLP benchmark
 set -u
 source bench/device_env.sh
@@ -59,11 +61,25 @@ case "${1:-}" in
         | grep -E "chamfer|F-score"
     done
     ;;
+  womask)
+    scene=${2:?scene}; t0=$SECONDS
+    timeout "$(left 420)" python bench/bench_womask.py train "$scene" --out logs/womask --device cuda \
+      > "$OUT/womask_train.txt" 2>&1
+    echo "== womask training: exit $? after $((SECONDS - t0)) s"
+    grep -E "$KEY_LINES" logs/womask/*/train.log | tail -4
+    score_py bench/bench_womask.py score "$scene" --out logs/womask 2>&1 | tee "$OUT/womask.md" | tail -8
+    ;;
+  profile)
+    timeout "$(left 300)" python bench/profile_step.py --device cuda --markdown "$OUT/profile.md" \
+      > "$OUT/profile_log.txt" 2>&1
+    echo "== profile: exit $?"; grep -E "^\[profile\]|Traceback|Error" "$OUT/profile_log.txt" | tail -12
+    cat "$OUT/profile.md"
+    ;;
   tests)
     timeout "$(left 250)" python -m pytest tests/test_cuda_kernels.py tests/test_fused_mlp.py -q -p no:cacheprovider \
       -rs --durations=8 2>&1 | grep -v "^.\[38" | tee "$OUT/gpu_tests.txt" | tail -25
     timeout "$(left 150)" python bench/bench_fused_mlp.py --configs 0,2 --log2-batches 14,16,18,20,21 \
       --budget-s 130 --out "$OUT/fused_mlp.md" 2>&1 | grep -v "^.\[38" | tail -30
     ;;
-  *) echo "usage: bash bench/gpu_e2e.sh warm|zoo NAME [TREE] [JOBS] [SCENES...]|demo|tests" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu_e2e.sh warm|zoo NAME [TREE] [JOBS] [SCENES...]|demo|womask SCENE|profile|tests" >&2; exit 2 ;;
 esac

@@ -1,0 +1,234 @@
+"""Where one training step's time goes: a per-stage table (ms and % of the step) at a config's settings, after a
+warm-up so that the occupancy grid has pruned and the hash levels have switched on, plus Jittor's per-kernel
+profile of plain steps.
+
+    python bench/profile_step.py [--config projects/neus/configs/instant_neus_demo.py] [--warmup-steps 2000]
+                                 [--steps 30] [--device cuda] [--markdown OUT.md]
+
+Three measurements, each over the same number of steps:
+- **plain**: the runner's own step (`NeuSRunner._train_step` plus `_periodic`), synchronised only at the end of each
+  step: the real cost.
+- **staged**: the same step cut into stages with a device sync after each (ray generation, marching, the background,
+  the SDF with its numerical-gradient stencil, compositing, the colour MLP, losses, backward, the optimiser update).
+  Syncs serialise what Jittor would overlap and fuse, so the stages add up to more than the plain step; the shares
+  say where the work is. Hash grid and MLP are split by timing the encoder and the MLP on the step's stencil points.
+- **kernels**: Jittor's profiler over plain steps: the top kernels by total time; what the kernels do not cover of
+  the plain step is host work: graph building, launches and host syncs.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+DEMO = os.path.join(ROOT, "projects", "neus", "configs", "instant_neus_demo.py")
+
+
+class StageClock:
+    """Wall-clock per named stage, each closed by a full device sync (so a stage owns the kernels it launched)."""
+
+    def __init__(self, jt):
+        self.jt = jt
+        self.totals = {}
+        self.tick = None
+
+    def start(self):
+        self.jt.sync_all(True)
+        self.tick = time.perf_counter()
+
+    def lap(self, name, *outputs):
+        for out in outputs:
+            if out is not None:
+                out.sync() if hasattr(out, "sync") else None
+        self.jt.sync_all(True)
+        now = time.perf_counter()
+        self.totals[name] = self.totals.get(name, 0.0) + now - self.tick
+        self.tick = now
+
+
+def staged_step(runner, clock):
+    """One training step of ``runner`` (as NeuSRunner._train_step does it), cut into synchronised stages; returns
+    the number of samples (the stencil size for the component timings)."""
+    import jittor as jt
+    from jnerf.models.renderers.neus_renderer import cos_anneal_ratio, neus_alpha, safe_normalize
+    from jnerf.ops.volume_render import accumulate, render_weights
+    renderer, model, step = runner.renderer, runner.model, runner.step
+    clock.start()
+    model.update_step(step)
+    runner.scheduler.step(step)
+    batch = runner.dataset.sample_rays(renderer.n_rays)
+    clock.lap("ray generation", batch["rays_o"], batch["rays_d"], batch["rgb"])
+    rays_o, rays_d = batch["rays_o"].stop_grad(), batch["rays_d"].stop_grad()
+    n_rays = rays_o.shape[0]
+    jitter = jt.rand((n_rays,), dtype=jt.float32)
+    samples = renderer.occupancy_grid.ray_march(rays_o, rays_d, renderer.step_size, renderer.max_steps, jitter,
+                                                renderer.near_min)
+    clock.lap("marching (incl. its sample-count sync)", samples.ray_indices, samples.packed_info)
+    background = renderer.background_colours(rays_o, rays_d, True)
+    clock.lap("background", background)
+    ray_indices, n = samples.ray_indices, samples.n_samples
+    dirs = rays_d[ray_indices]
+    t_mid = samples.midpoints()
+    points = rays_o[ray_indices] + dirs * t_mid.reshape((-1, 1))
+    free_points, free_empty = renderer.occupancy_grid.free_points(renderer.free_points)
+    geometry = model.sdf_network.gradient(jt.concat([points, free_points], dim=0), laplacian=True)
+    clock.lap("SDF + numerical gradient, forward (7 points per sample)", *geometry.values())
+    free = {"sdf": geometry["sdf"][n:], "gradient": geometry["gradient"][n:], "known_empty": free_empty}
+    geometry = {k: v[:n] for k, v in geometry.items()}
+    alpha = neus_alpha(geometry["sdf"], geometry["gradient"], dirs, samples.lengths(),
+                       model.variance_network.inv_s(), cos_anneal_ratio(step, renderer.anneal_end))
+    weights = render_weights(alpha, samples.packed_info, ray_indices)
+    opacity = accumulate(weights, None, ray_indices, n_rays)
+    normal = safe_normalize(accumulate(weights, safe_normalize(geometry["gradient"]), ray_indices, n_rays),
+                            fallback=-rays_d)
+    feature = accumulate(weights, geometry["feature"], ray_indices, n_rays)
+    feature = feature / jt.maximum(opacity, jt.full_like(opacity, 1e-6))
+    clock.lap("alpha, weights, compositing", feature, normal, opacity)
+    if not getattr(model, "post_decoding", False):
+        raise SystemExit("profile_step.py follows the post-decoding path; this config turns post decoding off")
+    rgb = opacity * model.color_network(feature, rays_d, normal)
+    clock.lap("colour MLP (post decoding, per ray)", rgb)
+    out = {"rgb": rgb + (1.0 - opacity) * background, "opacity": opacity, "normal": normal, "background": background,
+           "gradient": geometry["gradient"], "laplacian": geometry["laplacian"], "weights": weights,
+           "points": points.detach(), "n_samples": n, "depth": opacity, "free_sdf": free["sdf"],
+           "free_gradient": free["gradient"], "free_known_empty": free["known_empty"]}
+    losses = runner.loss_fn(out, batch["rgb"], batch["mask"], step=step)
+    clock.lap("losses", *losses.values())
+    runner.optimizer.backward(losses["total"])
+    grads = [g for pg in runner.optimizer.param_groups for g in pg["grads"]]
+    clock.lap("backward", *grads)
+    runner.optimizer.step()
+    clock.lap("optimiser update (Adam)", *[p for pg in runner.optimizer.param_groups for p in pg["params"]])
+    renderer.update_ray_budget(n)
+    runner.step += 1
+    runner._periodic()
+    clock.lap("occupancy update and other periodic work (amortised)")
+    return n + renderer.free_points
+
+
+def component_times(runner, n_points, repeats):
+    """Forward ms of the hash encoder and of the SDF MLP on ``7 * n_points`` points (the gradient stencil)."""
+    import jittor as jt
+    sdf = runner.model.sdf_network
+    x = jt.rand((7 * n_points, 3)) * 0.5 + 0.25
+    times = {}
+    with jt.no_grad():
+        for name, fn in (("hash grid", lambda: sdf.encoding(x)),
+                         ("SDF MLP", lambda: sdf.mlp(jt.concat([x * 2 - 1, sdf.encoding(x).stop_grad()], dim=1)
+                                                     if sdf.include_xyz else sdf.encoding(x).stop_grad()))):
+            fn().sync()
+            jt.sync_all(True)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn().sync()
+            jt.sync_all(True)
+            times[name] = (time.perf_counter() - t0) / repeats * 1e3
+    # the MLP row timed the encoder too: take it out
+    times["SDF MLP"] = max(0.0, times["SDF MLP"] - times["hash grid"])
+    return times
+
+
+def plain_steps(runner, steps, jt):
+    jt.sync_all(True)
+    t0 = time.perf_counter()
+    samples = []
+    for _ in range(steps):
+        stats = runner._train_step()
+        runner.step += 1
+        runner._periodic()
+        samples.append(stats.get("n_samples", 0))
+    jt.sync_all(True)
+    return (time.perf_counter() - t0) / steps * 1e3, float(np.mean(samples))
+
+
+def kernel_profile(runner, steps, jt, top):
+    """(rows of (name, ms per step, calls per step), total kernel ms per step) from Jittor's profiler."""
+    with jt.profile_scope() as report:
+        for _ in range(steps):
+            runner._train_step()
+            runner.step += 1
+        jt.sync_all(True)
+    header, rows = report[0], report[1:]
+    col = {name: i for i, name in enumerate(header)}
+    parsed = []
+    for r in rows:
+        name = str(r[col["Name"]]).replace("\n", " ")
+        parsed.append((name, float(r[col["TotalTime"]]) / 1e6 / steps, int(float(r[col["Count"]])) / steps))
+    parsed.sort(key=lambda r: -r[1])
+    return parsed[:top], sum(r[1] for r in parsed)
+
+
+def say(message):
+    """A progress line (the device tool keeps what a timed-out run printed)."""
+    print(f"[profile] {time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=DEMO)
+    parser.add_argument("--scene", default=None, help="dataset.root (default: the config's)")
+    parser.add_argument("--warmup-steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=20, help="plain steps; staged and profiled: a third")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--opts", nargs="*", default=[])
+    parser.add_argument("--markdown", default=None)
+    args = parser.parse_args(argv)
+
+    import jnerf  # noqa: F401  (sets Jittor's environment before it loads)
+    from jnerf.runner import build_runner, load_run_config
+    import jittor as jt
+    opts = [f"log_dir={tempfile.mkdtemp(prefix='profile_')!r}", "exp_name='profile'", "train.val_every=0",
+            "train.save_every=0", "train.mesh_every=0", "eval.after_training=False"] + list(args.opts)
+    if args.scene:
+        opts.append(f"dataset.root={args.scene!r}")
+    runner = build_runner(load_run_config(args.config, opts, device=args.device))
+    t0 = time.time()
+    runner.step_until(args.warmup_steps)
+    say(f"warm-up: {args.warmup_steps} steps in {time.time() - t0:.1f} s; {runner.renderer.n_rays} rays per step")
+    plain_ms, mean_samples = plain_steps(runner, args.steps, jt)
+    say(f"plain: {plain_ms:.2f} ms per step, {mean_samples:.0f} samples")
+    few = max(2, args.steps // 3)
+    staged_step(runner, StageClock(jt))       # compiles the kernels that the syncs' cuts make
+    clock = StageClock(jt)
+    n_points = 0
+    for _ in range(few):
+        n_points = staged_step(runner, clock)
+    staged = {k: v / few * 1e3 for k, v in clock.totals.items()}
+    say("staged: " + ", ".join(f"{k.split(' (')[0]} {v:.2f}" for k, v in staged.items()))
+    parts = component_times(runner, n_points, few)
+    say(f"pieces: {parts}")
+    kernel_profile(runner, 1, jt, args.top)   # the profiler's first pass compiles again
+    kernels, kernel_ms = kernel_profile(runner, few, jt, args.top)
+    say(f"kernels: {kernel_ms:.2f} ms per step")
+
+    staged_total = sum(staged.values())
+    lines = [f"## One training step: {os.path.relpath(args.config, ROOT)} at step {args.warmup_steps}, "
+             f"{runner.renderer.n_rays} rays, {mean_samples:.0f} samples per step",
+             "", f"plain step: **{plain_ms:.2f} ms** ({1e3 / plain_ms:.1f} it/s, "
+             f"{mean_samples / plain_ms / 1e3:.2f} M samples/s); staged steps add up to {staged_total:.2f} ms",
+             "", "| stage (synchronised) | ms | % of staged |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.2f} | {100 * v / staged_total:.1f} |" for k, v in staged.items()]
+    lines += ["", f"Forward pieces of the SDF stage, on its {7 * n_points} stencil points:", "",
+              "| piece | ms |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in parts.items()]
+    lines += ["", f"Kernels (Jittor profiler): {kernel_ms:.2f} ms per step of the {plain_ms:.2f} ms plain step; the "
+              f"other {max(0.0, plain_ms - kernel_ms):.2f} ms ({100 * max(0.0, plain_ms - kernel_ms) / plain_ms:.0f}%)"
+              f" are host work (graph building, launches, syncs). Top {len(kernels)}:", "",
+              "| kernel | ms per step | calls per step | % of step |", "|---|---|---|---|"]
+    lines += [f"| `{name[:90]}` | {ms:.3f} | {calls:.1f} | {100 * ms / plain_ms:.1f} |" for name, ms, calls in kernels]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    runner.lock.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
