@@ -172,7 +172,7 @@ def main(argv=None):
     parser.add_argument("--config", default=DEMO)
     parser.add_argument("--scene", default=None, help="dataset.root (default: the config's)")
     parser.add_argument("--warmup-steps", type=int, default=2000)
-    parser.add_argument("--steps", type=int, default=20, help="plain steps; staged and profiled: a third")
+    parser.add_argument("--steps", type=int, default=60, help="plain steps; staged and profiled: a third")
     parser.add_argument("--device", default=None)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--opts", nargs="*", default=[])

@@ -177,6 +177,20 @@ def test_without_masks_samples_whole_images(scene_copy):
     assert np.all(batch["mask"].numpy() == 1.0)
 
 
+def test_sphere_sampling_draws_only_rays_that_meet_the_unit_sphere(scene):
+    ds = NeuSDataset(scene, use_masks=False, ray_sampling="sphere")
+    batch = ds.sample_rays(512)
+    o, d = batch["rays_o"].numpy().astype(np.float64), batch["rays_d"].numpy().astype(np.float64)
+    b = (o * d).sum(1)
+    disc = b * b - ((o * o).sum(1) - 1)
+    assert np.all(disc > 0) and np.all(-b + np.sqrt(disc) > 0)
+    # and it is a real restriction: some whole-image rays miss the sphere
+    everything = NeuSDataset(scene, use_masks=False, ray_sampling="all").image_rays(0)
+    o, d = everything["rays_o"].numpy().astype(np.float64), everything["rays_d"].numpy().astype(np.float64)
+    b = (o * d).sum(1)
+    assert np.mean(b * b - ((o * o).sum(1) - 1) <= 0) > 0.05
+
+
 # ------------------------------------------------------------------------------------------------ formats
 def test_rgba_alpha_is_the_mask_and_channels_are_rgb(scene_copy):
     masks = load_scene_arrays(scene_copy)["masks"]

@@ -31,7 +31,8 @@ class NeuSDataset:
             (``masks``/``masks_np`` stay undilated: they are the supervision targets).
         use_masks: False ignores masks even when present.
         ray_sampling: 'mask' draws training pixels from the dilated masks, 'all' from whole images
-            ('mask' without masks falls back to 'all').
+            ('mask' without masks falls back to 'all'), 'sphere' from the pixels whose rays meet the unit sphere
+            (without masks: the object is inside it, so rays are not spent on the background alone).
         skip_unpaired_views: drop (with a warning) images without a camera and cameras without an image, instead
             of stopping; images pair with cameras by the number in their names (010.png <-> world_mat_10).
         min_views: fewer views than this is an error (a surface needs many views; warned below FEW_VIEWS).
@@ -40,8 +41,8 @@ class NeuSDataset:
     def __init__(self, root, downscale=1, mask_dilation=0, use_masks=True, ray_sampling="mask",
                  skip_unpaired_views=False, min_views=3, image_dir="image", mask_dir="mask",
                  camera_file="cameras_sphere.npz"):
-        if ray_sampling not in ("mask", "all"):
-            raise ValueError(f"NeuSDataset: ray_sampling must be 'mask' or 'all', got {ray_sampling!r}")
+        if ray_sampling not in ("mask", "all", "sphere"):
+            raise ValueError(f"NeuSDataset: ray_sampling must be 'mask', 'all' or 'sphere', got {ray_sampling!r}")
         if mask_dilation < 0:
             raise ValueError(f"NeuSDataset: mask_dilation must be >= 0 pixels, got {mask_dilation!r}")
         self.root, self.downscale, self.mask_dilation = root, check_downscale(downscale), mask_dilation
@@ -59,7 +60,7 @@ class NeuSDataset:
         self.intrinsics, self.c2w, self.scale_mat = scene["intrinsics"], scene["c2w"], scene["scale_mat"]
         self.masks_np = scene["masks"]  # [N,H,W] bool or None
         self.dilated_masks_np = None if self.masks_np is None else dilate_masks(self.masks_np, mask_dilation)
-        self.ray_sampling = ray_sampling if self.masks_np is not None else "all"
+        self.ray_sampling = "all" if ray_sampling == "mask" and self.masks_np is None else ray_sampling
 
         self.images = jt.array(scene.pop("images"))  # [N,H,W,3] float32; the numpy copy is dropped with ``scene``
         self.masks = None if self.masks_np is None else jt.array(self.masks_np.astype(np.float32))
@@ -75,12 +76,30 @@ class NeuSDataset:
         if self.ray_sampling == "mask":
             flat = self.dilated_masks_np.reshape(self.n_images, -1)
             valid = [np.nonzero(f)[0] for f in flat]
+        elif self.ray_sampling == "sphere":
+            valid = [np.nonzero(self._meets_unit_sphere(i))[0] for i in range(self.n_images)]
+            if min(len(v) for v in valid) == 0:
+                raise ValueError(f"{self.root}: ray_sampling='sphere', but no pixel of some image sees the unit "
+                                 f"sphere; check scale_mat in the cameras file")
         else:
             valid = None
         counts = np.array([len(v) for v in valid] if valid else [self.H * self.W] * self.n_images)
         self._valid_pixels = jt.array(np.concatenate(valid).astype(np.int32)) if valid else None
         self._valid_offsets = jt.array((np.cumsum(counts) - counts).astype(np.int32))
         self._valid_counts = jt.array(counts.astype(np.float32))
+
+    def _meets_unit_sphere(self, idx):
+        """[H*W] bool: pixels of image ``idx`` whose ray meets the unit sphere in front of the camera."""
+        v, u = np.mgrid[0:self.H, 0:self.W]
+        pix = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=1)                   # [P,3]
+        pix_to_dir = (self.c2w[idx, :3, :3].astype(np.float64)
+                      @ np.linalg.inv(self.intrinsics[idx].astype(np.float64)))
+        dirs = pix @ pix_to_dir.T
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        origin = self.c2w[idx, :3, 3].astype(np.float64)
+        b = dirs @ origin                                                                 # [P]
+        disc = b * b - (origin @ origin - 1.0)
+        return (disc > 0) & (-b + np.sqrt(np.maximum(disc, 0)) > 0)
 
     # ----------------------------------------------------------------------------------------- rays
     def _rays(self, img_idx, u, v):

@@ -18,7 +18,8 @@ dataset = dict(
     downscale=1,                   # integer image downscale factor
     mask_dilation=8,               # disc radius (px) of the dilated mask that training rays are drawn from
     use_masks=True,
-    ray_sampling='mask',           # 'mask': draw rays inside the dilated masks; 'all': from every pixel
+    ray_sampling='mask',           # 'mask': draw rays inside the dilated masks; 'all': from every pixel;
+                                   #   'sphere': from pixels whose rays meet the unit sphere (no masks)
     skip_unpaired_views=False,     # images pair with cameras by number (010.png <-> world_mat_10); True drops
                                    #   unpaired views with a warning instead of stopping
     min_views=3,                   # fewer views is an error (warned below 20)

@@ -8,7 +8,7 @@
 _base_ = 'instant_neus_demo.py'
 
 exp_name = 'womask'
-dataset = dict(use_masks=False, ray_sampling='all')
+dataset = dict(use_masks=False, ray_sampling='sphere')   # rays that can meet the object
 bbox = dict(mode='sphere')
 model = dict(background_network=dict(
     type='BackgroundNeRF',
