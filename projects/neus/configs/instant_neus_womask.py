@@ -21,6 +21,6 @@ mesh = dict(cull_to_unit_sphere=True)
 _new_keys_ = ['on_cpu.model.background_network']   # the demo's CPU settings have no background model
 on_cpu = dict(
     model=dict(background_network=dict(
-        encoding=dict(n_levels=6, log2_hashmap_size=14, base_resolution=8, finest_resolution=128, start_level=6),
+        encoding=dict(n_levels=8, log2_hashmap_size=16, base_resolution=8, finest_resolution=512, start_level=8),
         n_samples=16, hidden_dim=32)),
 )
