@@ -1,5 +1,6 @@
 """jnerf: Instant-NeuS surface reconstruction in Jittor. `pip install -e .` installs every runtime dependency;
-`[mesh]` adds pymeshlab for the optional mesh post-processing, `[test]` what the tests need."""
+`[mesh]` adds pymeshlab for the optional mesh post-processing, `[batch]` Dask for batches of scenes
+(tools/run_batch.py), `[test]` what the tests need."""
 from setuptools import find_packages, setup
 
 setup(
@@ -26,6 +27,8 @@ setup(
     ],
     extras_require={
         "mesh": ["pymeshlab"],                   # mesh.postprocess: islands, holes, smoothing, decimation
-        "test": ["pytest>=7", "pymeshlab", "nbclient", "nbformat", "ipykernel"],
+        "batch": ["dask>=2024.1", "distributed>=2024.1"],  # tools/run_batch.py: scenes as Dask tasks
+        "test": ["pytest>=7", "pymeshlab", "nbclient", "nbformat", "ipykernel",
+                 "dask>=2024.1", "distributed>=2024.1"],
     },
 )
