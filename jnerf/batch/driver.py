@@ -64,33 +64,34 @@ class _Batch:
         return [self.records.get(j.name) or dict(scene=j.name, status="queued") for j in self.jobs]
 
 
-def _collect(client, futures, batch, bar, timeout=None):
-    """Wait for ``futures`` (future -> job) and record each outcome; returns the ones still running at the
-    timeout."""
+def _collect(futures, batch, bar, timeout=None):
+    """Wait for ``futures`` (future -> job), record each outcome and forget the future: a result left on a worker
+    would be computed again (the scene trained again) if that worker died. Ends at ``timeout``, with the
+    unfinished ones still in ``futures``."""
     from distributed import as_completed
     from distributed.utils import TimeoutError as DaskTimeout
-    left = dict(futures)
     try:
-        for future in as_completed(list(left), timeout=timeout):
-            job = left.pop(future)
+        for future in as_completed(list(futures), timeout=timeout):
+            job = futures[future]
             err = future.exception() if future.status == "error" else None
             batch.finish(job, _failed_record(job, err) if err is not None else future.result(), bar)
+            del futures[future]
+            future.release()
     except DaskTimeout:
         pass
-    return left
 
 
-def _stop(client, stop_event, left, batch, bar):
+def _stop(stop_event, futures, batch, bar):
     """Ctrl-C: ask every running scene to stop (each saves a checkpoint) and wait for them; a second Ctrl-C stops
     waiting (the trainings still save, on their own)."""
-    bar.write(f"stopping: {len(left)} scene(s) finish their step and save a checkpoint; Ctrl-C again to stop "
+    bar.write(f"stopping: {len(futures)} scene(s) finish their step and save a checkpoint; Ctrl-C again to stop "
               "waiting for them")
     stop_event.set()
     try:
-        left = _collect(client, left, batch, bar, timeout=STOP_WAIT_S)
+        _collect(futures, batch, bar, timeout=STOP_WAIT_S)
     except KeyboardInterrupt:
         pass
-    for job in left.values():
+    for job in futures.values():
         batch.records[job.name] = dict(scene=job.name, status="interrupted", scene_dir=job.scene_dir,
                                        run_dir=job.run_dir, error="stopped; a re-run resumes from its checkpoint")
     write_tables(batch.table(), batch.batch_dir)
@@ -109,13 +110,13 @@ def run_batch(config_file: str, scenes: str, workers: Optional[int] = None, gpus
     cfg = load_config(config_file, list(opts))  # a misspelt key stops the batch here, not in every scene
     found = find_scenes(scenes)
     batch_dir = os.path.abspath(os.path.join(cfg.log_dir, name or default_batch_name(scenes)))
-    os.makedirs(batch_dir, exist_ok=True)
     batch_run = uuid.uuid4().hex[:8]
     batch_opts = _scene_opts(opts, "--opts", batch_wide=True)
     jobs = [SceneJob(name=s.name, scene_dir=s.root, batch_dir=batch_dir, config_file=config_file,
                      opts=(*batch_opts, *_scene_opts(s.opts, s.root)), stop_event=f"jnerf-batch-stop-{batch_run}",
                      batch_run=batch_run, cwd=os.getcwd(), env=None if scheduler else dict(os.environ))
             for s in found]
+    os.makedirs(batch_dir, exist_ok=True)
     records = {}
     for job in jobs:
         earlier = read_record(job.run_dir)
@@ -158,7 +159,8 @@ def _run_jobs(todo, batch, workers, gpus, scheduler, retries):
         gpus = detected if gpus is None else list(gpus)
         n_workers = workers or max(len(gpus), 1)
         # no GPU asked for on a machine that has some: hide them, or every scene would take GPU 0
-        cluster, client = start_local_cluster(n_workers, gpus or ([""] if detected else []))
+        cluster, client = start_local_cluster(n_workers, gpus or ([""] if detected else []),
+                                              log_file=os.path.join(batch.batch_dir, "dask.log"))
         where = (f"{n_workers} local worker(s) on GPU(s) {','.join(gpus)}" if gpus else
                  f"{n_workers} local CPU worker(s)")
     try:
@@ -170,6 +172,7 @@ def _run_jobs(todo, batch, workers, gpus, scheduler, retries):
 
 
 def _follow(client, todo, batch, retries, where, started):
+    """Submit one task a scene, with the progress bar over scenes; True when Ctrl-C stopped the batch."""
     from distributed import Event
     stop_event = Event(todo[0].stop_event, client=client)
     futures = {client.submit(run_scene, job, key=f"{job.name}-{job.batch_run}", retries=retries, pure=False): job
@@ -178,9 +181,8 @@ def _follow(client, todo, batch, retries, where, started):
     with tqdm(total=len(batch.jobs), initial=len(batch.jobs) - len(todo), unit="scene", desc="scenes",
               dynamic_ncols=True, disable=None) as bar:
         try:
-            _collect(client, futures, batch, bar)
+            _collect(futures, batch, bar)
         except KeyboardInterrupt:
-            left = {f: j for f, j in futures.items() if j.name not in batch.records}
-            _stop(client, stop_event, left, batch, bar)
+            _stop(stop_event, futures, batch, bar)
             return True
     return False
