@@ -11,7 +11,7 @@ import threading
 
 from distributed import Client, LocalCluster, WorkerPlugin
 
-__all__ = ["detect_gpus", "PinnedLocalCluster", "IgnoreInterrupts", "start_local_cluster", "connect",
+__all__ = ["detect_gpus", "PinnedLocalCluster", "LocalWorkerSetup", "log_dask_to", "start_local_cluster", "connect",
            "check_cluster"]
 
 
@@ -44,23 +44,42 @@ class PinnedLocalCluster(LocalCluster):
         return {name: spec}
 
 
-class IgnoreInterrupts(WorkerPlugin):
-    """The embedded cluster's workers share the client's terminal, so Ctrl-C reaches them as well; the client stops
-    the scenes itself (each worker relays it to its scene's training, which saves a checkpoint), so the workers
-    ignore it and live on to report."""
+def log_dask_to(path, level=logging.WARNING):
+    """Send this process's Dask messages (the 'distributed' logger) to ``path`` instead of the terminal: a worker
+    that dies or a task that raises makes Dask log tracebacks, while the batch reports each scene's outcome in one
+    line and in its table."""
+    logger = logging.getLogger("distributed")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {os.getpid()} %(name)s %(levelname)s %(message)s"))
+    handler.setLevel(level)
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+class LocalWorkerSetup(WorkerPlugin):
+    """Set-up of the embedded cluster's workers. They share the client's terminal, so Ctrl-C reaches them as well:
+    the client stops the scenes itself (each worker relays it to its scene's training, which saves a checkpoint),
+    so the workers ignore it and live on to report. Their Dask messages go to the batch's dask.log."""
+
+    def __init__(self, log_file):
+        self.log_file = log_file
 
     def setup(self, worker):
         if threading.current_thread() is threading.main_thread():  # the worker's event loop runs there
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+        log_dask_to(self.log_file)
 
 
-def start_local_cluster(n_workers, gpus=()):
+def start_local_cluster(n_workers, gpus=(), log_file=os.devnull):
     """(cluster, client) of ``n_workers`` single-threaded worker processes on this machine, pinned round-robin
-    to ``gpus`` (none: no pinning); returns once every worker is up."""
+    to ``gpus`` (none: no pinning), with Dask's messages in ``log_file``; returns once every worker is up."""
+    log_dask_to(log_file)  # the scheduler and the nannies live in this process
     cluster = PinnedLocalCluster(n_workers, gpus, threads_per_worker=1, processes=True, memory_limit=0,
-                                 dashboard_address=None, silence_logs=logging.ERROR)
+                                 dashboard_address=None, silence_logs=logging.WARNING)
     client = Client(cluster)
-    client.register_plugin(IgnoreInterrupts(), name="jnerf-ignore-interrupts")
+    client.register_plugin(LocalWorkerSetup(log_file), name="jnerf-local-worker")
     client.wait_for_workers(n_workers)
     return cluster, client
 

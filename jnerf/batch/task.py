@@ -55,7 +55,7 @@ class SceneJob:
     stop_event: str                     # name of the Dask Event that asks the batch's scenes to stop
     batch_run: str                      # this invocation of the batch (marks its attempts in console.txt)
     cwd: str                            # the client's working directory (used when the worker has it)
-    env: Optional[Dict[str, str]] = field(default=None, compare=False)  # see child_environment
+    env: Optional[Dict[str, str]] = field(default=None, compare=False, repr=False)  # see child_environment
     lock_wait_s: float = 600.0
 
     @property
@@ -86,6 +86,7 @@ def child_environment(job):
             env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         return env
     import dask
+    import distributed  # noqa: F401  (its import registers the distributed.* config defaults)
     injected = {k: str(v) for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ") or {}).items()}
     injected["PYTHONHASHSEED"] = "6640"  # the nanny's fixed seed (distributed/nanny.py)
     return {k: v for k, v in os.environ.items() if injected.get(k) != v}
