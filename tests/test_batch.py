@@ -230,8 +230,9 @@ def test_ctrl_c_leaves_resumable_checkpoints_and_a_killed_training_is_retried(sc
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C on the terminal reaches the whole foreground group
         output = proc.communicate(timeout=300)[0]
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # SIGINT, not a kill: Jittor in this process would die with its killed child
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=300)
     assert proc.returncode == 130, output
     assert "stopping:" in output and "Traceback" not in output, output
     rows = results(batch_dir)
