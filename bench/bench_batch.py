@@ -29,6 +29,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 RUN_NET = os.path.join(ROOT, "tools", "run_net.py")
 RUN_BATCH = os.path.join(ROOT, "tools", "run_batch.py")
+sys.path.insert(0, ROOT)
 
 
 def timed(cmd, log_path):
@@ -43,9 +44,11 @@ def timed(cmd, log_path):
 
 
 def plain_command(args, scene, log_dir, name):
-    """What the batch runs for a scene (jnerf/batch/task.py: SceneJob.command), with another log_dir."""
-    return [sys.executable, RUN_NET, "--config-file", args.config, "--task", "train", "--opts", *args.opts,
-            f"dataset.root={scene!r}", f"log_dir={log_dir!r}", f"exp_name={name!r}"]
+    """The command the batch runs for a scene (SceneJob.command), with another log_dir."""
+    from jnerf.batch.task import SceneJob
+    job = SceneJob(name=name, scene_dir=scene, batch_dir=log_dir, config_file=args.config, opts=tuple(args.opts),
+                   stop_event="", batch_run="", cwd=ROOT)
+    return job.command(RUN_NET, resume=False)
 
 
 MESH = re.compile(r"mesh_step(\d+)_res(\d+)\.ply$")
