@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+from jnerf.utils.errors import UserError
+
 __all__ = ["SceneJob", "SceneKilled", "run_scene", "read_record", "RECORD_FILE", "CONSOLE_FILE"]
 
 RECORD_FILE = "batch_result.json"
@@ -252,7 +254,7 @@ def run_scene(job: SceneJob) -> dict:
     if code == 0:
         try:
             record = _record(job, "done", **_final_outputs(job.run_dir), **common)
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, UserError) as err:  # a run folder the batch cannot read
             record = _record(job, "failed", error=str(err), **common)
     elif code == EXIT_INTERRUPTED or stopped:
         saved = newest_checkpoint_step(job.run_dir)
