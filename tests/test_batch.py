@@ -213,6 +213,35 @@ def test_scene_processes_do_not_inherit_dask_worker_thread_settings(monkeypatch)
     assert child_environment(local) == {"OMP_NUM_THREADS": "8", "CUDA_VISIBLE_DEVICES": "3"}
 
 
+def test_embedded_cluster_pins_one_gpu_per_worker_also_after_a_restart(tmp_path):
+    """Worker i sees GPU gpus[i % n] (CUDA_VISIBLE_DEVICES from its nanny, which the scene processes inherit); a
+    killed worker comes back with the same pin. Pins are only environment values here: no GPU needed. In a
+    subprocess, since the workers are children of the process that starts the cluster (see the module doc)."""
+    script = tmp_path / "pins.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {ROOT!r})
+        from jnerf.batch.cluster import start_local_cluster
+        if __name__ == "__main__":
+            cluster, client = start_local_cluster(3, ["5", "7"], log_file={str(tmp_path / "dask.log")!r})
+            pins = lambda: (os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+            before = client.run(pins)
+            victim = next(pid for pid, gpu in before.values() if gpu == "7")
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                after = client.run(pins, on_error="ignore")  # the dead one cannot answer
+                if len(after) == 3 and victim not in [pid for pid, _ in after.values()]:
+                    break
+                time.sleep(0.5)
+            print(sorted(gpu for _, gpu in before.values()), sorted(gpu for _, gpu in after.values()))
+            client.close(); cluster.close()
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "['5', '5', '7'] ['5', '5', '7']"
+
+
 # ------------------------------------------------------------------------------------------------------ slow
 @pytest.mark.slow
 def test_ctrl_c_leaves_resumable_checkpoints_and_a_killed_training_is_retried(scenes, tmp_path):
