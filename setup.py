@@ -1,6 +1,6 @@
 """jnerf: Instant-NeuS surface reconstruction in Jittor. `pip install -e .` installs every runtime dependency;
 `[mesh]` adds pymeshlab for the optional mesh post-processing, `[colmap]` pycolmap for tools/prepare_scene.py (your
-own photos), `[test]` what the tests need."""
+own photos), `[batch]` Dask for batches of scenes (tools/run_batch.py), `[test]` what the tests need."""
 from setuptools import find_packages, setup
 
 setup(
@@ -30,6 +30,8 @@ setup(
         # tools/prepare_scene.py: structure from motion and COLMAP models (a 40 MB wheel, so optional); 4.x works
         # with numpy 1.x, which Jittor needs
         "colmap": ["pycolmap>=4.0,<5"],
-        "test": ["pytest>=7", "pymeshlab", "nbclient", "nbformat", "ipykernel", "pycolmap>=4.0,<5"],
+        "batch": ["dask>=2024.1", "distributed>=2024.1"],  # tools/run_batch.py: scenes as Dask tasks
+        "test": ["pytest>=7", "pymeshlab", "nbclient", "nbformat", "ipykernel", "pycolmap>=4.0,<5",
+                 "dask>=2024.1", "distributed>=2024.1"],
     },
 )

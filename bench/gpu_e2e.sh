@@ -11,6 +11,9 @@
 #   bash bench/gpu_e2e.sh womask SCENE the masked demo config against the unmasked one on SCENE (bench_womask.py)
 #   bash bench/gpu_e2e.sh profile      where a demo training step's time goes (bench/profile_step.py)
 #   bash bench/gpu_e2e.sh tests        the CUDA-vs-CPU tests (kernels, fused MLP) and the fused-MLP benchmark
+#   bash bench/gpu_e2e.sh batch        bench/bench_batch.py: 2 scenes through tools/run_batch.py against 2 plain runs
+#                                      (demo config, $BATCH_OPTS, default train.total_steps=1500; a warm-up run
+#                                      first), meshes scored with the machine's own Python; table into $OUT
 set -u
 source bench/device_env.sh
 export PYTHONUNBUFFERED=1
@@ -81,5 +84,11 @@ case "${1:-}" in
     timeout "$(left 150)" python bench/bench_fused_mlp.py --configs 0,2 --log2-batches 14,16,18,20,21 \
       --budget-s 130 --out "$OUT/fused_mlp.md" 2>&1 | grep -v "^.\[38" | tail -30
     ;;
-  *) echo "usage: bash bench/gpu_e2e.sh warm|zoo NAME [TREE] [JOBS] [SCENES...]|demo|womask SCENE|profile|tests" >&2; exit 2 ;;
+  batch)
+    timeout "$(left 585)" python bench/bench_batch.py --out /tmp/jnerf-bench-batch --markdown "$OUT/bench_batch.md" \
+      --score --score-python "env -u PYTHONPATH PYTHONPATH=$PWD:$SCORE_PKGS python3" \
+      --opts ${BATCH_OPTS-train.total_steps=1500} 2>&1 | tee "$OUT/bench_batch.txt" | grep -v "^.\[38"
+    cp /tmp/jnerf-bench-batch/batch/results.md "$OUT/batch_results.md" 2>/dev/null
+    ;;
+  *) echo "usage: bash bench/gpu_e2e.sh warm|zoo NAME [TREE] [JOBS] [SCENES...]|demo|womask SCENE|profile|tests|batch" >&2; exit 2 ;;
 esac

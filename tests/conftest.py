@@ -6,7 +6,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import jnerf  # noqa: E402,F401
+import pytest  # noqa: E402
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a test of minutes (a training run); CI still runs it")
+    config.addinivalue_line("markers", "slow: minutes of CPU beyond CI's end-to-end runs; set JNERF_SLOW=1 to run")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("JNERF_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set JNERF_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
