@@ -94,28 +94,31 @@ def quality(args):
 
 # --------------------------------------------------------------------------------------------------------- bake
 class PeakMemory:
-    """Polls the process' resident memory (and, on CUDA, the card's used memory) every 10 ms in a thread; the
-    peaks above the level at start are read after the ``with`` block."""
+    """Peak resident memory of the process (polled every 10 ms in a thread: a /proc read, no Jittor call) and, on
+    CUDA, the peak of what Jittor's allocators hold on the device (read in the calling thread by ``sample()``, e.g.
+    after each network call, since Jittor is not called from two threads)."""
 
     def __init__(self, cuda):
-        self.cuda, self.stop = cuda, threading.Event()
+        self.cuda, self.stop, self.peak_device = cuda, threading.Event(), 0
 
     @staticmethod
     def rss():
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    def device_used(self):
+    def device_held(self):
         import jittor as jt
         return int(jt.get_mem_info().total_cuda_used) if self.cuda else 0
+
+    def sample(self):
+        self.peak_device = max(self.peak_device, self.device_held())
 
     def poll(self):
         while not self.stop.wait(0.01):
             self.peak_rss = max(self.peak_rss, self.rss())
-            self.peak_device = max(self.peak_device, self.device_used())
 
     def __enter__(self):
-        self.base_rss, self.base_device = self.rss(), self.device_used()
+        self.base_rss, self.base_device = self.rss(), self.device_held()
         self.peak_rss, self.peak_device = self.base_rss, self.base_device
         self.thread = threading.Thread(target=self.poll, daemon=True)
         self.thread.start()
@@ -125,7 +128,7 @@ class PeakMemory:
         self.stop.set()
         self.thread.join()
         self.peak_rss = max(self.peak_rss, self.rss())
-        self.peak_device = max(self.peak_device, self.device_used())
+        self.sample()
 
 
 def sphere_mesh(radius, faces_wanted):
@@ -162,13 +165,18 @@ def bake(args):
     radius = float(cfg.model.sdf_network.sphere_init_radius or 0.5)
     chunk = args.chunk or cfg.mesh.chunk
     verts, faces = sphere_mesh(radius, args.faces)
-    colour = lambda p: model.surface_colors(p, chunk)  # noqa: E731
-    bake_texture(colour, verts[:2000], faces[:1000], 64, progress=False)       # compile the kernels first
+    memory = PeakMemory(jt.flags.use_cuda)
+
+    def colour(points):
+        colours = model.surface_colors(points, chunk)
+        memory.sample()
+        return colours
+    bake_texture(colour, verts, faces[:1000], 64, progress=False)       # compile the kernels first
     device = "CUDA" if jt.flags.use_cuda else "CPU"
     print(f"bake of a {len(faces)}-face mesh ({len(verts)} vertices) into {args.size}^2 on {device}, "
           f"{chunk} points per network call")
     timings = {}
-    with tempfile.TemporaryDirectory() as out, PeakMemory(jt.flags.use_cuda) as memory:
+    with tempfile.TemporaryDirectory() as out, memory:
         t0 = time.perf_counter()
         mesh = bake_texture(colour, verts, faces, args.size, dilation=16, chunk=chunk, timings=timings)
         t1 = time.perf_counter()
@@ -178,7 +186,7 @@ def bake(args):
         total = time.perf_counter() - t0
     texels = int(mesh.filled.sum())
     print(f"\n| device | faces | texture | texels baked | atlas s | texels s | colour s | gutters s | write s | "
-          f"total s | colour Mtexel/s | peak host MiB (+ over start) | peak device MiB (+ over start) |")
+          f"total s | colour Mtexel/s | peak host MiB (+ over start) | peak Jittor device MiB (+ over start) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     device_mem = (f"{memory.peak_device / 2**20:.0f} (+{(memory.peak_device - memory.base_device) / 2**20:.0f})"
                   if jt.flags.use_cuda else "-")

@@ -40,10 +40,10 @@ class TextureSettings:
     the textured mesh around the object (the ``turntable`` group's cameras) and compare it with the validation
     views' training images.
 
-    Colour: each texel's surface point goes through the model's colour network seen head-on, i.e. with the view
-    direction -normal (the SDF gradient's normal at that point), as the PLY's vertex colours are. An albedo-like
-    choice: for the lit-once, view-independent look of real photographs it gives the colour a camera facing the
-    surface saw; view-dependent highlights are not baked in.
+    Colour: the colour network at each texel's surface point with view direction -normal (the SDF's normal there),
+    i.e. what a camera facing the surface sees, as for the PLY's vertex colours. Averaging over the training views
+    that see the point would need a visibility test per texel and view; head-on is one network call per texel.
+    View-dependent highlights are not baked in.
     """
 
     def __init__(self, size: int = 2048, target_faces: int = 0, padding: int = 2, dilation: int = 16,
