@@ -2,7 +2,7 @@
 
 quality: train a run (or reuse one with --run-dir), then render from every training camera (1 in --view-stride) the
   network (volume rendering), the vertex-coloured mesh and the textured mesh (both rasterised, unlit: their colours
-  are the network's head-on colours), and, with --decimate N, both meshes decimated to N faces (pymeshlab). Prints
+  are the network's head-on colours), and, with --decimate N ..., both meshes decimated to N faces (pymeshlab). Prints
   PSNR against the training image over the object's mask.
 bake: time one bake (atlas, texel points, colour network, gutters, writing OBJ+MTL+PNG and GLB) of a --faces mesh
   into a --size texture on --device, with peak host memory and, on CUDA, peak device memory. The colour work does
@@ -11,7 +11,7 @@ bake: time one bake (atlas, texel points, colour network, gutters, writing OBJ+M
 
     python bench/bench_texture.py quality --config projects/neus/configs/instant_neus_demo.py --device cpu
     python tools/make_scene.py cow.obj data/zoo_tex/cow --n-views 32 --resolution 320 --texture rich
-    python bench/bench_texture.py quality --scene data/zoo_tex/cow --device cpu --decimate 5000
+    python bench/bench_texture.py quality --scene data/zoo_tex/cow --device cpu --decimate 5000 1500
     python bench/bench_texture.py bake --size 2048 --faces 500000 --device cuda      # on a GPU machine
     python bench/bench_texture.py bake --size 2048 --faces 500000 --device cpu
 """
@@ -61,8 +61,9 @@ def quality(args):
     model, chunk = runner.model, runner.exporter.chunk
     verts, faces = runner.exporter.extract(model, runner.grid, runner.exporter.resolution)
     meshes = {"full": (verts, faces)}
-    if args.decimate and args.decimate < len(faces):
-        meshes["decimated"] = MeshPostprocess(target_faces=args.decimate)(verts, faces)
+    for target in sorted(args.decimate, reverse=True):
+        if target < len(faces):
+            meshes[f"decimated to {target}"] = MeshPostprocess(target_faces=target)(verts, faces)
     exports = {}
     for key, (v, f) in meshes.items():
         exports[f"vertex colours, {key} ({len(f)} faces)"] = (v, f, model.surface_colors(v, chunk), None)
@@ -133,20 +134,25 @@ class PeakMemory:
 
 def sphere_mesh(radius, faces_wanted):
     """Marching cubes of a sphere of ``radius`` over [-1,1]^3 at the lattice that gives about ``faces_wanted``
-    faces (faces grow with the square of the lattice), decimated to exactly that many where pymeshlab imports."""
+    faces (faces grow with the square of the lattice), then, where pymeshlab imports, made a little finer and
+    decimated to exactly that many."""
     from jnerf.export import mesh as mesh_ops
+    try:
+        from jnerf.export.postprocess import MeshPostprocess
+        import pymeshlab  # noqa: F401
+    except Exception as err:  # noqa: BLE001  (a missing or broken pymeshlab: bake the marching-cubes mesh as it is)
+        print(f"(no decimation: {type(err).__name__}: {err})")
+        MeshPostprocess = None
     sdf = lambda p: np.linalg.norm(p, axis=1) - radius  # noqa: E731
 
     def at(res):
         volume = mesh_ops.evaluate_sdf_volume(sdf, [-1.0] * 3, [1.0] * 3, res, progress=False)
         return mesh_ops.marching_cubes(volume, [-1.0] * 3, [1.0] * 3)
     probe = len(at(64)[1])
-    verts, faces = at(int(np.ceil(64 * np.sqrt(faces_wanted / probe) * 1.03)))
-    try:
-        from jnerf.export.postprocess import MeshPostprocess
+    margin = 1.0 if MeshPostprocess is None else 1.03
+    verts, faces = at(int(round(64 * np.sqrt(faces_wanted / probe) * margin)))
+    if MeshPostprocess is not None:
         verts, faces = MeshPostprocess(target_faces=faces_wanted)(verts, faces)
-    except Exception as err:  # noqa: BLE001  (no pymeshlab on this machine: bake the marching-cubes mesh as it is)
-        print(f"(no decimation: {type(err).__name__}: {err})")
     return verts, faces
 
 
@@ -208,7 +214,8 @@ def main():
     q.add_argument("--name", help="run name (default: <scene>_texture_bench)")
     q.add_argument("--size", type=int, default=1024, help="texture edge in texels")
     q.add_argument("--dilation", type=int, default=16)
-    q.add_argument("--decimate", type=int, default=0, help="also compare both exports decimated to this many faces")
+    q.add_argument("--decimate", type=int, nargs="*", default=[],
+                   help="also compare both exports decimated to these face counts (pymeshlab)")
     q.add_argument("--view-stride", type=int, default=1, help="every n-th training view")
     q.add_argument("--downscale", type=int, default=1, help="render at 1/n of the training images' size")
     q.add_argument("--opts", nargs="*", default=[], help="config overrides, as for tools/run_net.py")
