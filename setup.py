@@ -1,6 +1,7 @@
 """jnerf: Instant-NeuS surface reconstruction in Jittor. `pip install -e .` installs every runtime dependency;
-`[mesh]` adds pymeshlab for the optional mesh post-processing, `[colmap]` pycolmap for tools/prepare_scene.py (your
-own photos), `[batch]` Dask for batches of scenes (tools/run_batch.py), `[test]` what the tests need."""
+`[mesh]` adds pymeshlab for the optional mesh post-processing, `[texture]` xatlas for textured meshes (mesh.texture,
+--task texture), `[colmap]` pycolmap for tools/prepare_scene.py (your own photos), `[batch]` Dask for batches of
+scenes (tools/run_batch.py), `[test]` what the tests need."""
 from setuptools import find_packages, setup
 
 setup(
@@ -27,11 +28,12 @@ setup(
     ],
     extras_require={
         "mesh": ["pymeshlab"],                   # mesh.postprocess: islands, holes, smoothing, decimation
+        "texture": ["xatlas>=0.0.11"],           # mesh.texture: the UV atlas (decimating first also needs [mesh])
         # tools/prepare_scene.py: structure from motion and COLMAP models (a 40 MB wheel, so optional); 4.x works
         # with numpy 1.x, which Jittor needs
         "colmap": ["pycolmap>=4.0,<5"],
         "batch": ["dask>=2024.1", "distributed>=2024.1"],  # tools/run_batch.py: scenes as Dask tasks
-        "test": ["pytest>=7", "pymeshlab", "nbclient", "nbformat", "ipykernel", "pycolmap>=4.0,<5",
+        "test": ["pytest>=7", "pymeshlab", "nbclient", "nbformat", "ipykernel", "pycolmap>=4.0,<5", "xatlas>=0.0.11",
                  "dask>=2024.1", "distributed>=2024.1"],
     },
 )

@@ -123,6 +123,8 @@ def _check_consumers(cfg):
         R._check_kwargs(registry.get(sub.type), {k: v for k, v in sub.items() if k != "type"})
     for key, cls in settings.items():
         R.build_settings(cls, cfg[key], key)
+    from jnerf.export.exporter import texture_settings
+    texture_settings(cfg.mesh.texture)  # mesh.texture: None, True or TextureSettings' arguments
 
 
 def test_on_cpu_settings_apply_only_on_the_cpu_and_command_line_wins(base):

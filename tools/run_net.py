@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""jnerf command line: train Instant-NeuS on a NeuS-format scene, or export a mesh, render views, evaluate.
+"""jnerf command line: train Instant-NeuS on a NeuS-format scene, or export a mesh (plain or textured), render views,
+evaluate.
 
     python tools/run_net.py --config-file projects/neus/configs/instant_neus_demo.py --task train
 """
@@ -9,17 +10,17 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-TASKS = ("train", "mesh", "render", "eval")
+TASKS = ("train", "mesh", "texture", "render", "eval")
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="run_net.py", description="jnerf: Instant-NeuS surface reconstruction (train / mesh / render / eval)",
-        allow_abbrev=False)
+        prog="run_net.py", allow_abbrev=False,
+        description="jnerf: Instant-NeuS surface reconstruction (train / mesh / texture / render / eval)")
     parser.add_argument("--config-file", required=True, metavar="FILE", help="Python config file")
     parser.add_argument("--task", default="train", choices=TASKS, help="what to do (default: train)")
     parser.add_argument("--resume", action="store_true", help="continue training from the latest checkpoint")
-    parser.add_argument("--ckpt", metavar="PATH", help="checkpoint for mesh/render/eval (default: the latest)")
+    parser.add_argument("--ckpt", metavar="PATH", help="checkpoint for mesh/texture/render/eval (default: the latest)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides, e.g. --opts train.total_steps=2000 model.post_decoding=False")

@@ -159,6 +159,26 @@ def _write_obj(f, verts, faces, rgb):
     np.savetxt(f, faces + 1, fmt="f %d %d %d")
 
 
+def atomic_write(path, write):
+    """Call ``write(f)`` on a binary temp file beside ``path``, then rename it to ``path`` (creating the folder):
+    a reader never sees a half-written file, and a failed write (a full disk, say) leaves none behind but raises a
+    UserError naming the file. Returns ``path``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ext = os.path.splitext(path)[1]
+    tmp = f"{path}.tmp{ext}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        from jnerf.utils.errors import UserError
+        raise UserError(f"cannot write mesh {path} ({err.strerror or err}); the checkpoints are intact: write it "
+                        "again with --task mesh") from err
+    return path
+
+
 def save_mesh(path, verts, faces, colors=None):
     """Write PLY (binary) or OBJ (by extension) atomically; ``colors`` [V,3] float in [0,1] become vertex colours."""
     writers = {".ply": _write_ply, ".obj": _write_obj}
@@ -168,16 +188,4 @@ def save_mesh(path, verts, faces, colors=None):
     verts = np.asarray(verts, np.float32).reshape(-1, 3)
     faces = np.asarray(faces, np.int64).reshape(-1, 3)
     rgb = None if colors is None else (np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{ext}"
-    try:
-        with open(tmp, "wb") as f:
-            writers[ext](f, verts, faces, rgb)
-        os.replace(tmp, path)
-    except OSError as err:  # a full disk, say: no half-written file is left under the mesh's name
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        from jnerf.utils.errors import UserError
-        raise UserError(f"cannot write mesh {path} ({err.strerror or err}); the checkpoints are intact: write it "
-                        "again with --task mesh") from err
-    return path
+    return atomic_write(path, lambda f: writers[ext](f, verts, faces, rgb))

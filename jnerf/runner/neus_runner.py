@@ -8,6 +8,7 @@ import math
 import os
 import signal
 import time
+from typing import List
 
 import numpy as np
 import jittor as jt
@@ -27,7 +28,7 @@ from .metrics import MetricsLog
 from .checkpoint import (RunLock, check_shapes, initial_state, latest_checkpoint, load_checkpoint,
                          save_checkpoint)
 from .settings import EvalSettings, TrainSettings, TurntableSettings, ValidationSettings
-from .visualize import mlp_path, window_means, write_validation_panels
+from .visualize import mlp_path, window_means, write_mesh_comparisons, write_validation_panels
 
 logger = logging.getLogger("jnerf")
 
@@ -47,7 +48,7 @@ def check_writable_dir(path, what):
 
 
 class NeuSRunner:
-    """``task`` in {'train','mesh','render','eval'}; ``resume`` continues from the latest checkpoint; ``ckpt``
+    """``task`` in {'train','mesh','texture','render','eval'}; ``resume`` continues from the latest checkpoint; ``ckpt``
     names a checkpoint for the other tasks (default: the latest)."""
 
     def __init__(self, cfg, task: str = "train", resume: bool = False, ckpt: str = None):
@@ -287,7 +288,28 @@ class NeuSRunner:
         logger.info("mesh at step %d (%.1f s of training): %d vertices, %d faces -> %s", self.step,
                     self.train_seconds, n_verts, n_faces, ", ".join(paths))
         self.last_mesh = paths[0]
+        if not preview and self.exporter.texture is not None and self.exporter.texture.turntable:
+            self._show_textured(tag or f"step{self.step:06d}")
         return paths[0]
+
+    def texture(self) -> List[str]:
+        """--task texture: the checkpoint's mesh as OBJ+MTL+PNG and GLB with a baked texture (mesh.texture's
+        settings, or their defaults when it is None), then its turntable and its comparison with the validation
+        views (mesh.texture.turntable). Returns the files written."""
+        tag = f"step{self.step:06d}"
+        paths = self.exporter.export_textured(self.model, self.grid, self.dataset.scale_mat, self.exp_dir, tag)
+        if self.exporter.texture is None or self.exporter.texture.turntable:
+            self._show_textured(tag)
+        return paths
+
+    def _show_textured(self, tag):
+        """The last textured mesh around the object (texture_<tag>/: frames and mp4) and beside the validation
+        views' training images (texture_<tag>/compare_view*.png, masked PSNR in the log)."""
+        from .turntable import render_mesh_turntable
+        out_dir = os.path.join(self.exp_dir, f"texture_{tag}")
+        write_mesh_comparisons(self.exporter.last_textured, self.dataset, self.val_cfg.views, self.val_cfg.downscale,
+                               out_dir, "compare")
+        render_mesh_turntable(self.exporter.last_textured, self.dataset, self.turntable_cfg, out_dir)
 
     def render(self):
         """A turntable of novel views around the object: PNG frames and an mp4 (see turntable.py)."""

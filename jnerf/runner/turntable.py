@@ -1,5 +1,6 @@
-"""Novel-view cameras for ``--task render``: a circle around the object at the training cameras' mean distance
-and elevation, looking at the normalised frame's origin, with the first camera's intrinsics."""
+"""Novel-view cameras for ``--task render`` (the network) and for textured meshes (rasterised): a circle around the
+object at the training cameras' mean distance and elevation, looking at the normalised frame's origin, with the
+first camera's intrinsics."""
 import logging
 import os
 
@@ -50,20 +51,39 @@ def camera_rays(K, c2w, H, W):
 def render_turntable(runner, settings, out_dir):
     """Render ``settings.n_frames`` views around the object with the runner's renderer into ``out_dir``: PNG frames
     (colour | normals) and turntable.mp4 (kept as frames alone when no ffmpeg backend is installed)."""
-    import imageio
-    os.makedirs(out_dir, exist_ok=True)
     K, poses, (H, W) = turntable_cameras(runner.dataset, settings.n_frames, settings.downscale,
                                          settings.elevation_deg)
-    frames = []
-    for i, c2w in enumerate(tqdm(poses, desc="render", unit="frame")):
-        rgb, normal, _, opacity = runner.render_image(camera_rays(K, c2w, H, W))
-        normal_cam = normal @ c2w[:3, :3]
-        frame = to_uint8(np.concatenate([rgb, normal_image(normal_cam) * (opacity[..., None] > 0.5)], 1))
+
+    def frames():
+        for c2w in tqdm(poses, desc="render", unit="frame"):
+            rgb, normal, _, opacity = runner.render_image(camera_rays(K, c2w, H, W))
+            normal_cam = normal @ c2w[:3, :3]
+            yield to_uint8(np.concatenate([rgb, normal_image(normal_cam) * (opacity[..., None] > 0.5)], 1))
+    write_frames(frames(), out_dir, settings.fps)
+
+
+def render_mesh_turntable(mesh, dataset, settings, out_dir):
+    """The same circle of cameras around a ``TexturedMesh`` (normalised frame), rasterised with its texture on the
+    CPU: PNG frames and turntable.mp4 in ``out_dir``."""
+    from jnerf.export.texture import render_mesh
+    K, poses, (H, W) = turntable_cameras(dataset, settings.n_frames, settings.downscale, settings.elevation_deg)
+    frames = (to_uint8(render_mesh(mesh.vertices, mesh.faces, K, c2w, H, W, mesh=mesh)[0])
+              for c2w in tqdm(poses, desc="textured turntable", unit="frame"))
+    write_frames(frames, out_dir, settings.fps)
+
+
+def write_frames(frames, out_dir, fps):
+    """Frames (uint8 [H,W,3], any iterable) as out_dir/0000.png ..., each written as it comes, then
+    out_dir/turntable.mp4 (the frames alone when no ffmpeg backend is installed)."""
+    import imageio
+    os.makedirs(out_dir, exist_ok=True)
+    kept = []
+    for i, frame in enumerate(frames):
         imageio.imwrite(os.path.join(out_dir, f"{i:04d}.png"), frame)
-        frames.append(frame)
+        kept.append(frame)
     video = os.path.join(out_dir, "turntable.mp4")
     try:
-        imageio.mimwrite(video, frames, fps=settings.fps, macro_block_size=1)
-        logger.info("render: %d frames and %s", len(frames), video)
+        imageio.mimwrite(video, kept, fps=fps, macro_block_size=1)
+        logger.info("render: %d frames and %s", len(kept), video)
     except Exception as e:  # no ffmpeg backend: the PNGs are still there
         logger.warning("could not write %s (%s); frames are in %s", video, e, out_dir)

@@ -1,5 +1,6 @@
 """What a person reads and opens: validation panels (prediction | ground truth | normals | depth) as uint8
-arrays, and the log's summaries (window means of per-step figures, which MLP path runs)."""
+arrays, textured meshes beside training images, and the log's summaries (window means of per-step figures, which
+MLP path runs)."""
 import numpy as np
 
 
@@ -38,13 +39,19 @@ MIN_PANEL_HEIGHT = 320  # panels are scaled up to at least this many pixels, so 
 def validation_panel(pred_rgb, gt_rgb, normals_cam, depth, opacity, psnr_db=None):
     """[H', 4W', 3] uint8: prediction, ground truth, normals, depth side by side, each labelled (the depth with its
     range, in normalised units), scaled up by an integer factor to at least MIN_PANEL_HEIGHT pixels."""
-    from PIL import Image, ImageDraw
     limits = depth_range(depth, opacity)
     labels = ["prediction" + (f" (PSNR {psnr_db:.2f} dB)" if psnr_db is not None else ""), "ground truth",
               "normals (camera frame)",
               "depth " + (f"{limits[0]:.3f} (blue) to {limits[1]:.3f} (yellow)" if limits else "(nothing covered)")]
     tiles = [pred_rgb, gt_rgb, normal_image(normals_cam) * (opacity[..., None] > 0.5), depth_image(depth, opacity)]
-    factor = max(1, -(-MIN_PANEL_HEIGHT // pred_rgb.shape[0]))
+    return labelled_panel(tiles, labels)
+
+
+def labelled_panel(tiles, labels):
+    """[H', nW', 3] uint8: images [H,W,3] in [0,1] side by side, each with its label in the top-left corner, scaled
+    up by an integer factor to at least MIN_PANEL_HEIGHT pixels."""
+    from PIL import Image, ImageDraw
+    factor = max(1, -(-MIN_PANEL_HEIGHT // tiles[0].shape[0]))
     images = []
     for tile, label in zip(tiles, labels):
         img = Image.fromarray(to_uint8(tile)).resize((tile.shape[1] * factor, tile.shape[0] * factor),
@@ -55,6 +62,39 @@ def validation_panel(pred_rgb, gt_rgb, normals_cam, depth, opacity, psnr_db=None
         draw.text((4, 4), label, fill=(255, 255, 255))
         images.append(np.asarray(img))
     return np.concatenate(images, axis=1)
+
+
+def masked_psnr(pred, gt, mask):
+    """PSNR (dB) of images [H,W,3] in [0,1] over the pixels where ``mask`` [H,W] is true."""
+    mse = float(np.mean((np.asarray(pred, np.float64)[mask] - np.asarray(gt, np.float64)[mask]) ** 2))
+    return float(-10.0 * np.log10(max(mse, 1e-10)))
+
+
+def write_mesh_comparisons(mesh, dataset, views, downscale, out_dir, tag):
+    """A ``TexturedMesh`` (normalised frame) rasterised from training cameras ``views`` at 1/``downscale`` size
+    beside the training image: out_dir/<tag>_view<idx>.png, each view's PSNR over the object's mask (the mesh's
+    coverage without masks) logged and returned as {view: dB}."""
+    import logging
+    import os
+    import imageio
+    from jnerf.dataset.cameras import downscale_intrinsics
+    from jnerf.export.texture import render_mesh
+    os.makedirs(out_dir, exist_ok=True)
+    scores = {}
+    for idx in views:
+        rays = dataset.image_rays(idx, downscale=downscale)   # the block-averaged training image
+        h, w = rays["H"], rays["W"]
+        gt = rays["rgb"].numpy().reshape(h, w, 3)
+        K = downscale_intrinsics(dataset.intrinsics[idx], downscale)
+        rgb, covered = render_mesh(mesh.vertices, mesh.faces, K, dataset.c2w[idx], h, w, mesh=mesh)
+        mask = covered if dataset.masks is None else rays["mask"].numpy().reshape(h, w) > 0.5
+        scores[idx] = masked_psnr(rgb, gt, mask)
+        path = os.path.join(out_dir, f"{tag}_view{idx:03d}.png")
+        imageio.imwrite(path, labelled_panel([rgb, gt], [f"textured mesh (PSNR {scores[idx]:.2f} dB in the mask)",
+                                                         "training image"]))
+        logging.getLogger("jnerf").info("textured mesh vs training view %d: PSNR %.2f dB over the object -> %s",
+                                        idx, scores[idx], path)
+    return scores
 
 
 def write_validation_panels(render_image, dataset, settings, step, out_dir):

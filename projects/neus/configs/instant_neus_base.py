@@ -139,6 +139,14 @@ mesh = dict(
     postprocess=None,              # final meshes only, with pymeshlab (pip install 'jnerf[mesh]'), e.g.
                                    #   dict(min_component_faces=100, max_hole_edges=30, smooth_iterations=5,
                                    #        target_faces=200000)
+    texture=None,                  # final meshes also as OBJ+MTL+PNG and GLB with a baked colour texture
+                                   #   (TextureSettings; xatlas: pip install 'jnerf[texture]'): True for the
+                                   #   defaults, or e.g. dict(size=2048,      # texture edge, texels
+                                   #                          target_faces=0, # decimate first (pymeshlab); 0: no
+                                   #                          padding=2,      # texels between atlas charts
+                                   #                          dilation=16,    # texels of colour spread into gutters
+                                   #                          formats=['obj', 'glb'],
+                                   #                          turntable=True) # render it around the object too
 )
 turntable = dict(n_frames=60, downscale=2, fps=30, elevation_deg=None)   # --task render (None: cameras' mean)
 eval = dict(gt_mesh=None,          # EvalSettings; default: <dataset root>/gt_mesh.ply when present
