@@ -77,6 +77,9 @@ def test_declared_new_keys_and_replace(base):
 def test_overrides_parse_literals_and_reject_unknown_paths(base):
     assert parse_overrides(["a.b=1", "c=foo", "d=[1, 2]", "e=True"]) == [
         (["a", "b"], 1), (["c"], "foo"), (["d"], [1, 2]), (["e"], True)]
+    # the configs' own dict(...) spelling is a dict, not a string (mesh.postprocess=dict(...) used to arrive as str)
+    assert parse_overrides(["p=dict(smooth=3, keep=[1, dict(x=-1.5)])", "q=dict(open"]) == [
+        (["p"], {"smooth": 3, "keep": [1, {"x": -1.5}]}), (["q"], "dict(open")]
     cfg = load_config(str(base / "base.py"), ["model.encoding.levels=8", "exp_name=run2"])
     assert cfg.model.encoding.levels == 8 and cfg.exp_name == "run2"
     with pytest.raises(ConfigKeyError, match="has no key 'levls'"):

@@ -159,16 +159,29 @@ def _load_dict(path):
     return _merge(merged, child, "", allow_new)
 
 
+def _literal(node):
+    """A Python literal, where ``dict(key=literal, ...)`` (the configs' own spelling) also counts."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
+        return {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg is not None}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_literal(item) for item in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
+
+
 def parse_overrides(opts):
-    """``['a.b=1', 'c=foo']`` -> ``[(['a','b'], 1), (['c'], 'foo')]``; values parsed as Python literals."""
+    """``['a.b=1', 'c=foo', 'd=dict(e=2)']`` -> ``[(['a','b'], 1), (['c'], 'foo'), (['d'], {'e': 2})]``; values
+    parsed as Python literals (``dict(...)`` with literal arguments included)."""
     parsed = []
     for opt in opts or []:
         if "=" not in opt:
             raise ValueError(f"override '{opt}' is not of the form key.path=value")
         key, raw = opt.split("=", 1)
         try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+            value = _literal(ast.parse(raw.strip(), mode="eval").body)
+        except (ValueError, SyntaxError, TypeError):
             value = raw  # a bare word is a string
         parsed.append((key.strip().split("."), value))
     return parsed
