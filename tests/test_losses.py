@@ -103,3 +103,14 @@ def test_free_point_terms_match_numpy():
     for name, value in expect.items():
         assert terms[name].item() == pytest.approx(value, rel=1e-5), name
     assert terms["total"].item() == pytest.approx(0.1 * expect["free_eikonal"] + expect["free_space"], rel=1e-5)
+
+
+def test_opaque_term_is_the_binary_entropy_of_the_opacity():
+    rng = np.random.default_rng(3)
+    out_np = _outputs(rng)
+    terms = NeuSLoss(mask=0.0, eikonal=0.0, curvature=0.0, opaque=0.5)(
+        {k: jt.array(v) for k, v in out_np.items()}, jt.array(out_np["rgb"]), None)
+    o = np.clip(out_np["opacity"], 1e-3, 1 - 1e-3)
+    expect = -(o * np.log(o) + (1 - o) * np.log(1 - o)).mean()
+    assert terms["opaque"].item() == pytest.approx(expect, rel=1e-5)
+    assert terms["total"].item() == pytest.approx(0.5 * expect, rel=1e-5)

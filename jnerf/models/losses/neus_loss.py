@@ -48,7 +48,9 @@ class NeuSLoss:
 
     Weights (0 turns a term off): color_l1, color_mse, eikonal (mean (|grad f| - 1)^2 over samples), mask
     (BCE of the opacity clamped to [mask_clamp, 1 - mask_clamp] against the mask), curvature (mean |Laplacian f|
-    over samples, scheduled by ``curvature_weight``).
+    over samples, scheduled by ``curvature_weight``), opaque (mean binary entropy of each ray's opacity, clamped
+    like the mask's: without masks it stands in for the mask loss, which is what makes rays all object or all
+    background and lets the NeuS variance sharpen).
     Where rays do not sample (the renderer's free points, uniform over the box): free_eikonal (mean
     (|grad f| - 1)^2) and free_space (mean relu(-f) over the points that the visual hull carved away, where the
     surface cannot be). Together they keep the field a valid SDF off the sampled band, so that meshing the whole
@@ -59,12 +61,12 @@ class NeuSLoss:
     """
 
     def __init__(self, color_l1: float = 1.0, color_mse: float = 0.0, eikonal: float = 0.1, mask: float = 0.1,
-                 curvature: float = 5e-4, free_eikonal: float = 0.1, free_space: float = 1.0,
+                 curvature: float = 5e-4, free_eikonal: float = 0.1, free_space: float = 1.0, opaque: float = 0.0,
                  mask_clamp: float = 1e-3, curvature_warmup_steps: Optional[int] = None,
                  curvature_level_steps: Optional[int] = None, curvature_decay: Optional[float] = None,
                  curvature_decay_levels: Optional[int] = None, level_schedule: Optional[dict] = None):
         weights = dict(color_l1=color_l1, color_mse=color_mse, eikonal=eikonal, mask=mask, curvature=curvature,
-                       free_eikonal=free_eikonal, free_space=free_space)
+                       free_eikonal=free_eikonal, free_space=free_space, opaque=opaque)
         for name, value in weights.items():
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"loss.{name}: expected a weight >= 0, got {value!r}")
@@ -112,6 +114,9 @@ class NeuSLoss:
         if self.weights["mask"] > 0:
             opacity = jt.clamp(outputs["opacity"], self.mask_clamp, 1.0 - self.mask_clamp)  # [R,1]
             terms["mask"] = -(mask * jt.log(opacity) + (1.0 - mask) * jt.log(1.0 - opacity)).mean()
+        if self.weights["opaque"] > 0:
+            opacity = jt.clamp(outputs["opacity"], self.mask_clamp, 1.0 - self.mask_clamp)  # [R,1]
+            terms["opaque"] = -(opacity * jt.log(opacity) + (1.0 - opacity) * jt.log(1.0 - opacity)).mean()
         if "free_sdf" in outputs:
             if self.weights["free_eikonal"] > 0:
                 grad = outputs["free_gradient"]                                          # [P,3]

@@ -99,6 +99,7 @@ loss = dict(
                                    #   grid's per-level growth for each level switched on, then stays constant
     free_eikonal=0.1,              # eikonal on the renderer's free points (the SDF stays an SDF off the rays)
     free_space=1.0,                # relu(-sdf) on free points the visual hull carved away (no surface there)
+    opaque=0.0,                    # binary entropy of each ray's opacity (rays all object or all background)
     mask_clamp=1e-3,               # opacity clamp inside the mask BCE
     curvature_warmup_steps=None,   # None: derived from model.sdf_network (warmup_steps, level_steps, the grid's
     curvature_level_steps=None,    #   growth factor, the levels after the warm-up); a number overrides
