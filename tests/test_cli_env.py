@@ -54,12 +54,18 @@ def test_numpy_2_refuses_jittor_but_not_the_evaluator(monkeypatch):
     assert finder.find_spec("scipy") is None  # anything else imports as usual
 
 
+def python_in_clean_env(code, tmp_path, timeout):
+    """Run ``python -c code`` in a fresh environment; it must exit 0. Returns the CompletedProcess."""
+    proc = subprocess.run([sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_scoring_and_scene_tools_do_not_load_jittor(tmp_path):
     code = ("import sys, jnerf, jnerf.evaluation, jnerf.dataset.scene_maker, jnerf.dataset.neus_format; "
             "print('jittor' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    proc = python_in_clean_env(code, tmp_path, timeout=120)
     assert proc.stdout.strip() == "False"
 
 
@@ -107,8 +113,6 @@ def test_cli_unknown_override_names_key():
 def test_jittor_start_up_chatter_stays_off_the_terminal(tmp_path):
     code = ("import jnerf, jittor; from jnerf.utils.jittor_env import startup_output; "
             "print('captured', 'compiler.py' in startup_output())")
-    proc = subprocess.run([sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = python_in_clean_env(code, tmp_path, timeout=300)
     assert proc.stdout.strip() == "captured True"
     assert "[i " not in proc.stdout + proc.stderr

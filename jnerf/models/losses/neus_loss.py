@@ -42,6 +42,11 @@ def _mean_or_zero(values):
     return values.mean() if values.numel() > 0 else jt.zeros((1,), dtype=jt.float32).sum()
 
 
+def _binary_cross_entropy(p, target):
+    """Mean of -(target log p + (1 - target) log(1 - p)); ``p`` already clamped away from 0 and 1."""
+    return -(target * jt.log(p) + (1.0 - target) * jt.log(1.0 - p)).mean()
+
+
 @LOSSES.register_module()
 class NeuSLoss:
     """Weighted sum of the Instant-NeuS loss terms, and the training PSNR.
@@ -111,12 +116,11 @@ class NeuSLoss:
             grad = outputs["gradient"]                                                   # [S,3]
             norm = jt.sqrt((grad * grad).sum(dim=-1) + 1e-12)                            # [S]
             terms["eikonal"] = _mean_or_zero((norm - 1.0) ** 2)
+        opacity = jt.clamp(outputs["opacity"], self.mask_clamp, 1.0 - self.mask_clamp)  # [R,1]
         if self.weights["mask"] > 0:
-            opacity = jt.clamp(outputs["opacity"], self.mask_clamp, 1.0 - self.mask_clamp)  # [R,1]
-            terms["mask"] = -(mask * jt.log(opacity) + (1.0 - mask) * jt.log(1.0 - opacity)).mean()
-        if self.weights["opaque"] > 0:
-            opacity = jt.clamp(outputs["opacity"], self.mask_clamp, 1.0 - self.mask_clamp)  # [R,1]
-            terms["opaque"] = -(opacity * jt.log(opacity) + (1.0 - opacity) * jt.log(1.0 - opacity)).mean()
+            terms["mask"] = _binary_cross_entropy(opacity, mask)
+        if self.weights["opaque"] > 0:  # the entropy: cross entropy against itself
+            terms["opaque"] = _binary_cross_entropy(opacity, opacity)
         if "free_sdf" in outputs:
             if self.weights["free_eikonal"] > 0:
                 grad = outputs["free_gradient"]                                          # [P,3]
