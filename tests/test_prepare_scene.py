@@ -55,11 +55,13 @@ def small_scene(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sfm_scene(tmp_path_factory):
-    """32 views of the richly textured bunny at 256^2 on a hemisphere: enough for structure from motion (24 views, or
-    the whole sphere, leave some photos unregistered at this size), small enough for CI."""
+    """48 views of the richly textured bunny at 256^2 on a hemisphere, the issue's view count at a size CI affords.
+    With 32 views the weakest camera (near the horizon) sat at 2.4% of the spread single-threaded, and one threaded
+    run in eight (COLMAP is deterministic only on one thread) passed 3%; with 48 the worst of six threaded runs was
+    1.5% / 0.9 deg. (24 views, or the whole sphere, leave some photos unregistered at this size.)"""
     from jnerf.dataset.scene_maker import make_scene
-    root = str(tmp_path_factory.mktemp("truth") / "bunny32_rich")
-    make_scene(_bunny(), root, n_views=32, width=256, seed=0, texture="rich", hemisphere=True)
+    root = str(tmp_path_factory.mktemp("truth") / "bunny48_rich")
+    make_scene(_bunny(), root, n_views=48, width=256, seed=0, texture="rich", hemisphere=True)
     return root
 
 
@@ -258,17 +260,17 @@ def test_transforms_json_gives_back_the_true_cameras(small_scene, tmp_path, per_
 
 # ------------------------------------------------------------------------------------------------ structure from motion
 def test_structure_from_motion_recovers_the_cameras(sfm_scene, tmp_path):
-    """A real pycolmap run: 32 photos at 256^2 with masks; the cameras after a similarity alignment are within the
+    """A real pycolmap run: 48 photos at 256^2 with masks; the cameras after a similarity alignment are within the
     issue's targets, the unit sphere from the visual hull matches the true one, and the loader reads the folder."""
     out = str(tmp_path / "prepared")
     record = prepare_scene(os.path.join(sfm_scene, "image"), out, masks_dir=os.path.join(sfm_scene, "mask"))
-    assert record["n_views"] >= 29, record["dropped_photos"]
+    assert record["n_views"] >= 45, record["dropped_photos"]
     views = _views_of(out)
     _, est_c2w, _ = _world_cameras(out)
     _, true_c2w, _ = _world_cameras(sfm_scene, views)
     errors = compare_cameras(est_c2w, true_c2w)
     centre, rot = errors["centre_error_pct"], errors["rotation_error_deg"]
-    print(f"registered {len(views)}/32; centre error % median {np.median(centre):.3f} max {centre.max():.3f}; "
+    print(f"registered {len(views)}/48; centre error % median {np.median(centre):.3f} max {centre.max():.3f}; "
           f"rotation error deg median {np.median(rot):.3f} max {rot.max():.3f}; "
           f"SfM {record['source_notes']['sfm_seconds_features_and_matching'] + record['source_notes']['sfm_seconds_mapping']:.1f} s")
     assert np.median(centre) < 1.0 and np.median(rot) < 0.5
@@ -285,6 +287,25 @@ def test_structure_from_motion_recovers_the_cameras(sfm_scene, tmp_path):
     _assert_sphere_fits(no_masks, sfm_scene, (errors["scale"], errors["rotation"], errors["translation"]),
                         max_ratio=1.3)
 
+
+
+def test_one_thread_gives_the_same_cameras_on_every_run(sfm_scene, tmp_path):
+    """--threads 1: two runs of the command give identical cameras (threaded COLMAP runs differ slightly)."""
+    tool = os.path.join(REPO, "tools", "prepare_scene.py")
+    cameras = []
+    for run in ("a", "b"):
+        out = str(tmp_path / run)
+        proc = subprocess.run([sys.executable, tool, os.path.join(sfm_scene, "image"), out, "--threads", "1"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        cameras.append(dict(np.load(os.path.join(out, "cameras_sphere.npz"))))
+    assert cameras[0].keys() == cameras[1].keys() and len(cameras[0]) >= 2 * 45
+    for key in cameras[0]:
+        np.testing.assert_array_equal(cameras[0][key], cameras[1][key], err_msg=key)
+    proc = subprocess.run([sys.executable, tool, os.path.join(sfm_scene, "image"), str(tmp_path / "c"),
+                           "--threads", "0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --threads must be a positive count or -1 (all cores), got 0"]
 
 def test_umeyama_recovers_a_similarity():
     rng = np.random.default_rng(0)

@@ -116,7 +116,7 @@ class SfmOptions:
     refine: bool = True
     max_reprojection_error: float = 2.0  # pixels; observations beyond are outliers in the refinement pass
     seed: int = 0
-    num_threads: int = -1
+    num_threads: int = -1            # all cores; 1 makes the run reproducible (COLMAP's threads race otherwise)
     verbose: bool = False
 
     def check(self):
