@@ -139,7 +139,15 @@ def test_on_cpu_settings_apply_only_on_the_cpu_and_command_line_wins(base):
     assert load_run_config(path, device="cuda").model.width == 64
     cpu = load_run_config(path, device="cpu")
     assert cpu.model.width == 16 and cpu.lr == 0.5 and cpu.model.encoding.levels == 16
-    assert load_run_config(path, ["model.width=8"], device="cpu").model.width == 8
+    overridden = load_run_config(path, ["model.width=8"], device="cpu")
+    assert overridden.model.width == 8
+    # the run's saved config.py describes the run: loading it again (--task mesh with logs/<exp>/config.py, on the
+    # CPU or a GPU) gives the same values, not the on_cpu settings applied a second time over the command line's
+    from jnerf.utils.config import save_cfg
+    save_cfg(overridden, os.path.join(base, "run_config.py"))
+    for device in ("cpu", "cuda"):
+        again = load_run_config(os.path.join(base, "run_config.py"), device=device)
+        assert again.model.width == 8 and again.lr == 0.5 and again.model.encoding.levels == 16, device
     typo = write(base, "typo_cpu.py", """
         _base_ = 'base.py'
         on_cpu = dict(model=dict(widht=16))

@@ -17,7 +17,8 @@ def resolve_device(device):
 
 def load_run_config(path, opts=(), device=None):
     """The config of a run: the file with its bases; its ``on_cpu`` overrides when the run will be on the CPU
-    (so a GPU-sized config such as the demo stays feasible on a CPU); then the command-line overrides, which win."""
+    (so a GPU-sized config such as the demo stays feasible on a CPU); then the command-line overrides, which win.
+    Once applied, ``on_cpu`` is None in the returned config."""
     cfg = apply_overrides(load_config(path), opts)
     if device:
         cfg.device = device
@@ -25,6 +26,9 @@ def load_run_config(path, opts=(), device=None):
         merge_into(cfg, cfg.on_cpu, "on_cpu")
         apply_overrides(cfg, opts)
         logger.info("running on the CPU: applied the config's on_cpu settings (%s)", ", ".join(cfg.on_cpu))
+        # applied once: the run's saved config.py then holds the values it ran with, and loading it again (--task
+        # mesh) must not lay on_cpu over the command line's overrides a second time
+        cfg.on_cpu = None
     return cfg
 
 
