@@ -69,11 +69,15 @@ def score(args):
     for run in info["runs"]:
         result = evaluate_mesh(run["mesh"], gt, seed=0)
         rows.append(dict(run, chamfer=result["chamfer_frac"], fscore=result["fscore"],
+                         accuracy=result["accuracy_frac"], completeness=result["completeness_frac"],
                          floaters=floater_share(run["mesh"], gt)))
-    lines = [f"scene {info['scene']}", "", "| run | steps | Chamfer / diag | F @ 0.5% | floaters (> 2% of diag) | it/s |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['name'].replace('_', ' ')} | {r['steps']} | {r['chamfer']:.5f} | {r['fscore']:.3f} | "
-              f"{100 * r['floaters']:.2f}% | {r['it_s']:.2f} |" for r in rows]
+    # accuracy (predicted surface -> GT) against completeness (GT -> predicted) says which way a mesh is wrong:
+    # extra surface (a bloated silhouette, floaters) or missing parts (thin parts the background took)
+    lines = [f"scene {info['scene']}", "", "| run | steps | Chamfer / diag | accuracy / completeness | F @ 0.5% | "
+             "floaters (> 2% of diag) | it/s |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name'].replace('_', ' ')} | {r['steps']} | {r['chamfer']:.5f} | {r['accuracy']:.5f} / "
+              f"{r['completeness']:.5f} | {r['fscore']:.3f} | {100 * r['floaters']:.2f}% | {r['it_s']:.2f} |"
+              for r in rows]
     if len(rows) == 2:
         lines += ["", f"without / with masks: Chamfer x{rows[1]['chamfer'] / rows[0]['chamfer']:.2f}, "
                       f"speed x{rows[1]['it_s'] / rows[0]['it_s']:.2f}"]
