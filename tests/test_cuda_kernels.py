@@ -23,8 +23,8 @@ def _cuda_available():
 pytestmark = pytest.mark.skipif(not _cuda_available(), reason="needs Jittor with CUDA and a CUDA device")
 
 if _cuda_available():  # the kernel modules import only where they can run
-    from jnerf.ops.hashgrid.hashgrid import hash_encode_cuda
-    from jnerf.ops.hashgrid.reference import hash_encode_reference
+    from jnerf.ops.hashgrid.hashgrid import hash_encode_cuda, hash_encode_stencil_cuda
+    from jnerf.ops.hashgrid.reference import hash_encode_reference, hash_encode_stencil_reference
     from jnerf.ops.occupancy.occupancy import carve_visual_hull_cuda, ray_march_cuda
     from jnerf.ops.occupancy.reference import carve_visual_hull_reference, ray_march_reference
     from jnerf.ops.volume_render.reference import accumulate_reference, render_weights_reference
@@ -130,6 +130,59 @@ def test_hash_encode_no_x_gradient_and_empty():
         xv, tv = jt.array(x), jt.array(table)
         rgt = jt.grad(hash_encode_reference(xv, tv, scales, 4).sum(), tv).numpy()
     assert _rel_err(gt, rgt) < FP32_TOL
+
+
+@pytest.mark.parametrize("n_points,n_levels,n_features,dtype,n_active,h_cells", [
+    (100003, 16, 2, np.float32, 16, 1.0),   # h = the finest cell: every offset point changes cell there
+    (7777, 16, 2, np.float32, 9, 0.37),
+    (5000, 8, 4, np.float32, 8, 1.0),
+    (50001, 16, 2, np.float16, 13, 1.0),
+    (1, 4, 2, np.float32, 3, 0.5),
+])
+def test_hash_encode_stencil(n_points, n_levels, n_features, dtype, n_active, h_cells):
+    """The fused 7-point kernel against the reference (the plain encoding of the 7N points): values and table
+    gradient; points near and beyond the [0,1] faces included."""
+    rng = np.random.default_rng()
+    x = rng.uniform(0.0, 1.0, size=(n_points, 3)).astype(np.float32)
+    k = min(60, n_points)
+    x[:k] = rng.choice([-0.02, 0.0, 1e-4, 0.9999, 1.0, 1.02], size=(k, 3))
+    table = rng.uniform(-1.0, 1.0, size=(n_levels, 2 ** 14, n_features)).astype(dtype)
+    dout = rng.normal(size=(7 * n_points, n_levels * n_features)).astype(np.float32)
+    scales = _scales(n_levels, 16, 1024)
+    h = h_cells / np.float32(scales[n_active - 1])
+
+    def run(fn, use_cuda):
+        with jt.flag_scope(use_cuda=use_cuda):
+            xv, tv, gv = jt.array(x).stop_grad(), jt.array(table), jt.array(dout)
+            out = fn(xv, tv, scales, n_active, h)
+            return out.numpy(), jt.grad((out * gv).sum(), tv).numpy()
+
+    _poison((7 * n_points, n_levels * n_features), table.shape)
+    out, gt = run(hash_encode_stencil_cuda, 1)
+    rout, rgt = run(hash_encode_stencil_reference, 0)
+    tol = FP16_TOL if dtype == np.float16 else FP32_TOL
+    assert _rel_err(out, rout) < tol
+    assert np.all(out[:, n_active * n_features:] == 0.0)
+    assert _rel_err(gt, rgt) < tol
+    assert np.all(gt[n_active:] == 0.0)
+
+
+def test_hash_encode_stencil_with_x_gradient_falls_back_to_the_plain_kernels():
+    rng = np.random.default_rng()
+    x = rng.uniform(size=(3001, 3)).astype(np.float32)
+    table = rng.uniform(-1, 1, size=(8, 2 ** 12, 2)).astype(np.float32)
+    scales = _scales(8, 16, 256)
+    h = 1.0 / np.float32(scales[7])
+
+    def run(fn, use_cuda):
+        with jt.flag_scope(use_cuda=use_cuda):
+            xv, tv = jt.array(x), jt.array(table)
+            out = fn(xv, tv, scales, 8, h)
+            gx, gt = jt.grad((out * out).sum(), [xv, tv])
+            return out.numpy(), gx.numpy(), gt.numpy()
+
+    for got, ref in zip(run(hash_encode_stencil_cuda, 1), run(hash_encode_stencil_reference, 0)):
+        assert _rel_err(got, ref) < FP32_TOL
 
 
 # ------------------------------------------------------------------------------------------------ volume rendering

@@ -4,12 +4,22 @@ The implementation is chosen at call time: the CUDA kernel (``hashgrid.py``) whe
 it can be imported, else the Jittor-ops reference (``reference.py``). Both follow the maths in docs/design.md.
 """
 from jnerf.ops import cuda_kernel
-from .reference import hash_encode_reference, level_resolutions
+from .reference import STENCIL, hash_encode_reference, hash_encode_stencil_reference, level_resolutions, stencil_points
 
-__all__ = ["hash_encode", "hash_encode_reference", "level_resolutions"]
+__all__ = ["hash_encode", "hash_encode_stencil", "hash_encode_reference", "hash_encode_stencil_reference",
+           "level_resolutions", "stencil_points", "STENCIL"]
 
 
 def hash_encode(x, table, scales, n_active):
     """Encode x [N,3] in [0,1] with table [L,T,F] at per-level scales; -> [N, L*F] float32 (see reference.py)."""
     impl = cuda_kernel("jnerf.ops.hashgrid.hashgrid", "hash_encode_cuda") or hash_encode_reference
     return impl(x, table, scales, n_active)
+
+
+def hash_encode_stencil(x, table, scales, n_active, h):
+    """Encode the 7-point stencil x, x +- h e_a of x [N,3] (step h <= one cell of the finest active level);
+    -> [7N, L*F] float32, row k*N + n for stencil entry k (centre, +x, -x, +y, -y, +z, -z). One kernel shares the
+    corners the 7 points have in common on CUDA; see reference.py for the maths."""
+    impl = (cuda_kernel("jnerf.ops.hashgrid.hashgrid", "hash_encode_stencil_cuda")
+            or hash_encode_stencil_reference)
+    return impl(x, table, scales, n_active, h)

@@ -10,7 +10,12 @@ import numpy as np
 
 import jittor as jt
 
-__all__ = ["hash_encode_reference", "level_resolutions", "HASH_PRIMES", "check_hash_encode_args"]
+__all__ = ["hash_encode_reference", "hash_encode_stencil_reference", "stencil_points", "level_resolutions",
+           "HASH_PRIMES", "check_hash_encode_args", "STENCIL"]
+
+# Unit steps of the 7-point central-difference stencil, in the order its points are encoded and returned:
+# centre, +x, -x, +y, -y, +z, -z.
+STENCIL = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
 
 # tcnn's primes for the x, y, z vertex coordinates.
 HASH_PRIMES = (1, 2654435761, 805459861)
@@ -137,3 +142,28 @@ def hash_encode_reference(x, table, scales, n_active):
         padding = jt.zeros((n_points, (n_levels - n_active) * n_features), dtype="float32")
         encoded = jt.concat([encoded, padding], dim=1)
     return encoded
+
+
+def stencil_points(x, h):
+    """The 7 stencil points of each of x [N,3]: [7N, 3], row k*N + n = x[n] + h * STENCIL[k] (float32 sums)."""
+    offsets = jt.array(STENCIL * np.float32(h))  # [7, 3]
+    return (x.unsqueeze(0) + offsets.unsqueeze(1)).reshape(7 * x.shape[0], 3)
+
+
+def check_stencil_step(h, scales, n_active):
+    """h as a float32-exact Python float; it must be positive and at most one cell of every active level (the
+    CUDA kernel relies on an offset point staying within the neighbouring cell)."""
+    h = float(np.float32(h))
+    finest_cell = 1.0 / float(np.float32(scales[n_active - 1])) if n_active > 0 else math.inf
+    if not 0.0 < h <= finest_cell * (1 + 1e-6):
+        raise ValueError(f"hash_encode_stencil: step h must be in (0, {finest_cell:g}] (one cell of the finest "
+                         f"active level), got {h:g}")
+    return h
+
+
+def hash_encode_stencil_reference(x, table, scales, n_active, h):
+    """Encode the 7-point central-difference stencil of x [N,3] (encoder units, [0,1]) with step h: the encoding
+    of ``stencil_points(x, h)``, [7N, L*F] float32, row k*N + n for stencil entry k (STENCIL's order)."""
+    scales, n_active = check_hash_encode_args(x, table, scales, n_active)
+    h = check_stencil_step(h, scales, n_active)
+    return hash_encode_reference(stencil_points(x.float32(), h), table, scales, n_active)
