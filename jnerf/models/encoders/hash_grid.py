@@ -10,7 +10,7 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
-from jnerf.ops.hashgrid import hash_encode, level_resolutions
+from jnerf.ops.hashgrid import hash_encode, hash_encode_stencil, level_resolutions
 from jnerf.utils.checks import require_int
 from jnerf.utils.registry import ENCODERS
 
@@ -90,3 +90,9 @@ class HashGridEncoder(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         return hash_encode(x, self.table, self.scales, self._n_active)
+
+    def encode_stencil(self, x: jt.Var, h: float) -> jt.Var:
+        """The 7-point central-difference stencil of x [N,3] (x, x +- h e_a; h at most one cell of the finest
+        active level), encoded in one call: [7N, out_dim], row k*N + n for entry k (centre, +x, -x, +y, -y, +z,
+        -z). Equal to ``self(stencil_points(x, h))``; on CUDA the 7 points share their common corners."""
+        return hash_encode_stencil(x, self.table, self.scales, self._n_active, h)

@@ -15,14 +15,13 @@ from jittor import nn
 
 from jnerf.dataset.cameras import fibonacci_directions
 from jnerf.models.networks.build import build_module
+from jnerf.ops.hashgrid import stencil_points
 from jnerf.utils.checks import require_int
 from jnerf.utils.registry import ENCODERS, NETWORKS, build_from_cfg
 
 __all__ = ["SDFNetwork", "init_sphere_sdf", "spread_directions"]
 
 GRAD_MODES = ("central",)
-# Unit steps of the central differences, in the order the 7 points are evaluated: centre, +x, -x, +y, -y, +z, -z.
-_STENCIL = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
 _INIT_NOISE = 1e-4  # breaks the symmetry of the hand-set sphere weights, as SAL does
 _INIT_FIT_POINTS = 4096
 
@@ -99,8 +98,8 @@ class SDFNetwork(nn.Module):
     """Points [N,3] (normalised frame) -> (sdf [N], feature [N, feature_dim]).
 
     ``encoding``: the hash grid (config dict or module, with ``n_levels``, ``start_level``, ``n_active``,
-    ``set_active_levels``, ``cell_size``). ``sphere_init_radius`` (normalised-frame units, None for the MLP's
-    default init) sets the initial surface to the sphere of that radius around the bbox centre. ``warmup_steps``
+    ``set_active_levels``, ``cell_size``, ``encode_stencil``). ``sphere_init_radius`` (normalised-frame units, None
+    for the MLP's default init) sets the initial surface to the sphere of that radius around the bbox centre. ``warmup_steps``
     and ``level_steps`` drive ``update_step``. ``mlp_type`` is the NETWORKS name of the MLP class, or its config dict
     (e.g. ``dict(type='FullyFusedMLP', min_fused_rows=0)``).
     """
@@ -136,8 +135,15 @@ class SDFNetwork(nn.Module):
     def execute(self, x: jt.Var) -> Tuple[jt.Var, jt.Var]:
         if x.ndim != 2 or x.shape[1] != 3:
             raise ValueError(f"SDFNetwork: points must have shape [N, 3], got {x.shape}")
-        local = (x - jt.array(self.center.astype(np.float32))) / self.half_size  # [N,3] in [-1,1] inside the cube
-        features = self.encoding(local * 0.5 + 0.5)  # [N, L*F]
+        local = self._local(x)
+        return self._decode(local, self.encoding(local * 0.5 + 0.5))
+
+    def _local(self, x: jt.Var) -> jt.Var:
+        """Normalised-frame points -> the cube's [-1,1] units."""
+        return (x - jt.array(self.center.astype(np.float32))) / self.half_size
+
+    def _decode(self, local: jt.Var, features: jt.Var) -> Tuple[jt.Var, jt.Var]:
+        """MLP on [xyz, hash features]: local [N,3], features [N, L*F] -> (sdf [N], feature [N, feature_dim])."""
         inputs = jt.concat([local, features], dim=1) if self.include_xyz else features
         out = self.mlp(inputs)  # [N, 1 + feature_dim]
         return out[:, 0] * self.half_size, out[:, 1:]
@@ -148,15 +154,18 @@ class SDFNetwork(nn.Module):
 
     def gradient(self, x: jt.Var, laplacian: bool = True) -> Dict[str, Optional[jt.Var]]:
         """Central differences with an isotropic step of one finest-active cell; the centre and the 6 offset
-        points go through the network in one batch of 7N. Returns dict sdf [N], feature [N,F], gradient [N,3],
-        laplacian [N] (None when not asked for)."""
+        points go through the network in one batch of 7N, and their hash features come from one stencil call
+        that shares the corners the 7 points have in common. The points are detached: the numerical gradient
+        needs no d/dx, and the parameters get their gradients either way. Returns dict sdf [N], feature [N,F],
+        gradient [N,3], laplacian [N] (None when not asked for)."""
         if x.ndim != 2 or x.shape[1] != 3:
             raise ValueError(f"SDFNetwork.gradient: points must have shape [N, 3], got {x.shape}")
         n = x.shape[0]
-        eps = self.finite_difference_step()
-        offsets = jt.array(_STENCIL * np.float32(eps))  # [7,3]
-        stencil_points = (x.unsqueeze(0) + offsets.unsqueeze(1)).reshape(7 * n, 3)
-        sdf_all, feature_all = self(stencil_points)
+        local = self._local(x.stop_grad())
+        cell = self.encoding.cell_size(self.encoding.n_active - 1)  # the step in the encoder's [0,1] units
+        eps = self.finite_difference_step()  # the same step in normalised-frame units
+        features = self.encoding.encode_stencil(local * 0.5 + 0.5, cell)  # [7N, L*F], stencil-entry-major
+        sdf_all, feature_all = self._decode(stencil_points(local, 2 * cell), features)
         sdf_all = sdf_all.reshape(7, n)
         centre, plus, minus = sdf_all[0], sdf_all[1::2], sdf_all[2::2]  # [N], [3,N], [3,N]
         result = {
