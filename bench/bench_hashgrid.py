@@ -6,7 +6,12 @@ Config: 16 levels x 2 features x 2^19 table, base resolution 32, finest 2048 (th
 (8*L*F*sizeof(table)) for forward; backward adds dout read and the 8 atomic corner updates (fp32) instead of the
 output. Compare with the device-to-device copy bandwidth measured here (bytes read + written).
 
-    python bench/bench_hashgrid.py [--sizes 18,20,22] [--repeat 20] [--no-cpu]   (--sizes '' on a CPU machine)
+The stencil table: the SDF's numerical gradient encodes 7 points per sample (x, x +- h e_a, h one finest cell).
+"7N plain" encodes the concatenated 7N points with the plain kernels; "fused" is hash_encode_stencil's kernel,
+which gathers and scatters the corners the 7 points share once.
+
+    python bench/bench_hashgrid.py [--sizes 18,20,22] [--stencil-sizes 16,18] [--repeat 20] [--no-cpu]
+    (--sizes '' --stencil-sizes '' on a CPU machine)
 """
 import argparse
 import datetime
@@ -98,6 +103,31 @@ def bench_cuda(log2_n, dtype, repeat):
     return t_f, t_b, bytes_f, bytes_b
 
 
+def bench_stencil(log2_n, repeat):
+    """(plain fwd, plain bwd, fused fwd, fused bwd) seconds for 2^log2_n centre points, fp32 table."""
+    from jnerf.ops.hashgrid.hashgrid import (HashEncodeFunction, HashEncodeStencilFunction, _scales_var)
+    from jnerf.ops.hashgrid.reference import stencil_points
+    n = 1 << log2_n
+    rng = np.random.default_rng(0)
+    scales = np.asarray(level_scales(), dtype=np.float32)
+    h = float(np.float32(1.0 / scales[-1]))
+    with jt.flag_scope(use_cuda=1):
+        x = jt.array(rng.uniform(0.05, 0.95, size=(n, 3)).astype(np.float32)).stop_grad()
+        points = stencil_points(x, h).stop_grad()
+        table = jt.array(rng.uniform(-1e-4, 1e-4, size=(L, 1 << LOG2_T, F)).astype(np.float32))
+        dout = jt.array(rng.normal(size=(7 * n, L * F)).astype(np.float32))
+        sv = _scales_var(scales)
+        jt.sync([x, points, table, dout, sv])
+        plain, fused = HashEncodeFunction(), HashEncodeStencilFunction()
+        plain.execute(points, table, sv, L).sync()
+        fused.execute(x, table, sv, L, h).sync()
+        times = (timed(lambda: HashEncodeFunction.apply(points, table, sv, L).sync(), repeat),
+                 timed(lambda: plain.grad(dout)[1].sync(), repeat),
+                 timed(lambda: HashEncodeStencilFunction.apply(x, table, sv, L, h).sync(), repeat),
+                 timed(lambda: fused.grad(dout)[1].sync(), repeat))
+    return times
+
+
 def bench_cpu_reference(log2_n=14, repeat=3):
     from jnerf.ops.hashgrid.reference import hash_encode_reference
     n = 1 << log2_n
@@ -118,6 +148,7 @@ def bench_cpu_reference(log2_n=14, repeat=3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="18,19,20,21,22")
+    ap.add_argument("--stencil-sizes", default="16,18")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--no-cpu", action="store_true")
     args = ap.parse_args()
@@ -135,6 +166,15 @@ def main():
             print(f"| 2^{log2_n} | {np.dtype(dtype).name} | {t_f * 1e3:.3f} | {n / t_f / 1e6:.0f} | "
                   f"{b_f / t_f / 1e9:.0f} ({100 * b_f / t_f / 1e9 / bw:.0f}%) | {t_b * 1e3:.3f} | "
                   f"{n / t_b / 1e6:.0f} | {b_b / t_b / 1e9:.0f} ({100 * b_b / t_b / 1e9 / bw:.0f}%) |", flush=True)
+    stencil_sizes = [int(s) for s in args.stencil_sizes.split(",") if s]
+    if stencil_sizes:
+        print("\n| centres (x7 points) | 7N plain fwd ms | fused fwd ms | speed-up | 7N plain bwd ms | fused bwd ms | "
+              "speed-up |")
+        print("|---|---|---|---|---|---|---|")
+    for log2_n in stencil_sizes:
+        p_f, p_b, f_f, f_b = bench_stencil(log2_n, args.repeat)
+        print(f"| 2^{log2_n} | {p_f * 1e3:.3f} | {f_f * 1e3:.3f} | {p_f / f_f:.2f}x | {p_b * 1e3:.3f} | "
+              f"{f_b * 1e3:.3f} | {p_b / f_b:.2f}x |", flush=True)
     if not args.no_cpu:
         n, t_f, t_fb = bench_cpu_reference()
         print(f"\nCPU reference (Jittor ops), {n} points fp32: forward {t_f * 1e3:.1f} ms "

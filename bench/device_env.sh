@@ -13,6 +13,11 @@ export JITTOR_HOME=${JITTOR_HOME:-/tmp/jnerf-jittor-home}
 mkdir -p "$JITTOR_HOME"
 # A warm Jittor cache (its compiled core, ~5 MB packed) saves a minute of compiling on a fresh machine; Jittor keys
 # it by compiler, Python and CPU, so on another machine type it is simply not used.
-if [ -f .device/jittor-cache.tgz ] && [ ! -d "$JITTOR_HOME/.cache" ]; then
-  tar xzf .device/jittor-cache.tgz -C "$JITTOR_HOME"
+# Later calls can add what they compiled as .device/jittor-cache-*.tgz (bench/gpu_e2e.sh packs it as
+# $OUT/jittor-cache-delta.tgz: the whole cache outgrows what a call may bring back).
+if [ ! -d "$JITTOR_HOME/.cache" ]; then
+  for cache in .device/jittor-cache.tgz .device/jittor-cache-*.tgz; do
+    [ -f "$cache" ] && tar xzf "$cache" -C "$JITTOR_HOME"
+  done
+  touch "$JITTOR_HOME/.unpacked"
 fi

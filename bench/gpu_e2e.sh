@@ -92,3 +92,7 @@ case "${1:-}" in
     ;;
   *) echo "usage: bash bench/gpu_e2e.sh warm|zoo NAME [TREE] [JOBS] [SCENES...]|demo|womask SCENE|profile|tests|batch" >&2; exit 2 ;;
 esac
+# What this call compiled beyond the carried cache, for the next call (save it as .device/jittor-cache-<n>.tgz).
+if [ -f "$JITTOR_HOME/.unpacked" ]; then
+  (cd "$JITTOR_HOME" && find .cache -type f -newer .unpacked | tar czf "$OUT/jittor-cache-delta.tgz" -T -)
+fi

@@ -111,15 +111,18 @@ def staged_step(runner, clock):
 
 
 def component_times(runner, n_points, repeats):
-    """Forward ms of the hash encoder and of the SDF MLP on ``7 * n_points`` points (the gradient stencil)."""
+    """Forward ms of the hash encoder (the 7-point stencil of ``n_points`` centres, as SDFNetwork.gradient calls
+    it) and of the SDF MLP on the ``7 * n_points`` stencil rows."""
     import jittor as jt
+    from jnerf.ops.hashgrid import stencil_points
     sdf = runner.model.sdf_network
-    x = jt.rand((7 * n_points, 3)) * 0.5 + 0.25
+    x = jt.rand((n_points, 3)) * 0.5 + 0.25
+    cell = sdf.encoding.cell_size(sdf.encoding.n_active - 1)
     times = {}
     with jt.no_grad():
-        for name, fn in (("hash grid", lambda: sdf.encoding(x)),
-                         ("SDF MLP", lambda: sdf.mlp(jt.concat([x * 2 - 1, sdf.encoding(x).stop_grad()], dim=1)
-                                                     if sdf.include_xyz else sdf.encoding(x).stop_grad()))):
+        for name, fn in (("hash grid (stencil)", lambda: sdf.encoding.encode_stencil(x, cell)),
+                         ("SDF MLP", lambda: sdf._decode(stencil_points(x * 2 - 1, 2 * cell),
+                                                         sdf.encoding.encode_stencil(x, cell).stop_grad())[1])):
             fn().sync()
             jt.sync_all(True)
             t0 = time.perf_counter()
@@ -128,11 +131,17 @@ def component_times(runner, n_points, repeats):
             jt.sync_all(True)
             times[name] = (time.perf_counter() - t0) / repeats * 1e3
     # the MLP row timed the encoder too: take it out
-    times["SDF MLP"] = max(0.0, times["SDF MLP"] - times["hash grid"])
+    times["SDF MLP"] = max(0.0, times["SDF MLP"] - times["hash grid (stencil)"])
     return times
 
 
-def plain_steps(runner, steps, jt):
+def plain_steps(runner, steps, jt, settle=10):
+    """Mean ms per runner step (and samples) over ``steps`` steps, after ``settle`` untimed ones: the first steps
+    after the warm-up can do one-time work (a 60-step figure without them read 167 ms against the loop's ~21 ms)."""
+    for _ in range(settle):
+        runner._train_step()
+        runner.step += 1
+        runner._periodic()
     jt.sync_all(True)
     t0 = time.perf_counter()
     samples = []
