@@ -5,13 +5,16 @@ profile of plain steps.
     python bench/profile_step.py [--config projects/neus/configs/instant_neus_demo.py] [--warmup-steps 2000]
                                  [--steps 30] [--device cuda] [--markdown OUT.md]
 
-Three measurements, each over the same number of steps:
+Four measurements, each over the same number of steps:
 - **plain**: the runner's own step (`NeuSRunner._train_step` plus `_periodic`), synchronised only at the end of each
   step: the real cost.
 - **staged**: the same step cut into stages with a device sync after each (ray generation, marching, the background,
   the SDF with its numerical-gradient stencil, compositing, the colour MLP, losses, backward, the optimiser update).
   Syncs serialise what Jittor would overlap and fuse, so the stages add up to more than the plain step; the shares
   say where the work is. Hash grid and MLP are split by timing the encoder and the MLP on the step's stencil points.
+- **host split**: plain steps again, timing the host in the marching call (which waits for the device at its
+  sample-count sync), in the optimiser's pre_step (Jittor runs the previous step's graph, builds the backward)
+  and elsewhere: whether the step is bound by the device or by the host.
 - **kernels**: Jittor's profiler over plain steps: the top kernels by total time; what the kernels do not cover of
   the plain step is host work: graph building, launches and host syncs.
 """
@@ -154,6 +157,44 @@ def plain_steps(runner, steps, jt, settle=10):
     return (time.perf_counter() - t0) / steps * 1e3, float(np.mean(samples))
 
 
+def host_split(runner, steps, jt):
+    """Where the host's time goes in plain steps (ms per step): the marching call, which ends by reading the sample
+    count and so waits there for everything queued on the device before it; the optimiser's ``pre_step``, in which
+    Jittor runs the previous step's graph (its parameters are synced) and builds the backward graph; and the rest
+    (Python building the forward graph, the losses and the update). Little time in the marching call means the
+    device runs dry: the step is bound by the host."""
+    spent = {"marching call (incl. waiting for the device)": 0.0, "optimiser pre_step (run previous graph, build "
+                                                                   "backward)": 0.0}
+    march_key, pre_key = list(spent)
+
+    def timed(key, fn):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            spent[key] += time.perf_counter() - t0
+            return out
+        return wrapper
+
+    grid, optimizer = runner.renderer.occupancy_grid, runner.optimizer
+    grid.ray_march = timed(march_key, grid.ray_march)  # instance attributes shadow the methods for these steps
+    optimizer.pre_step = timed(pre_key, optimizer.pre_step)
+    try:
+        jt.sync_all(True)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            runner._train_step()
+            runner.step += 1
+            runner._periodic()
+        jt.sync_all(True)
+        wall = time.perf_counter() - t0
+    finally:
+        del grid.ray_march, optimizer.pre_step
+    rows = {k: v / steps * 1e3 for k, v in spent.items()}
+    rows["everything else on the host (forward graph, losses, update, periodic work)"] = (
+        wall / steps * 1e3 - sum(rows.values()))
+    return wall / steps * 1e3, rows
+
+
 def kernel_profile(runner, steps, jt, top):
     """(rows of (name, ms per step, calls per step), total kernel ms per step) from Jittor's profiler."""
     with jt.profile_scope() as report:
@@ -211,6 +252,9 @@ def main(argv=None):
     say("staged: " + ", ".join(f"{k.split(' (')[0]} {v:.2f}" for k, v in staged.items()))
     parts = component_times(runner, n_points, few)
     say(f"pieces: {parts}")
+    host_ms, host_rows = host_split(runner, args.steps, jt)
+    say(f"host split: {host_ms:.2f} ms per step: " + ", ".join(f"{k.split(' (')[0]} {v:.2f}"
+                                                                for k, v in host_rows.items()))
     kernel_profile(runner, 1, jt, args.top)   # the profiler's first pass compiles again
     kernels, kernel_ms = kernel_profile(runner, few, jt, args.top)
     say(f"kernels: {kernel_ms:.2f} ms per step")
@@ -225,6 +269,9 @@ def main(argv=None):
     lines += ["", f"Forward pieces of the SDF stage, on its {7 * n_points} stencil points:", "",
               "| piece | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in parts.items()]
+    lines += ["", f"The host's time in {args.steps} plain steps ({host_ms:.2f} ms per step):", "",
+              "| where | ms per step | % of step |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.2f} | {100 * v / host_ms:.1f} |" for k, v in host_rows.items()]
     lines += ["", f"Kernels (Jittor profiler): {kernel_ms:.2f} ms per step of the {plain_ms:.2f} ms plain step; the "
               f"other {max(0.0, plain_ms - kernel_ms):.2f} ms ({100 * max(0.0, plain_ms - kernel_ms) / plain_ms:.0f}%)"
               f" are host work (graph building, launches, syncs). Top {len(kernels)}:", "",
