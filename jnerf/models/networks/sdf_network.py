@@ -99,9 +99,9 @@ class SDFNetwork(nn.Module):
 
     ``encoding``: the hash grid (config dict or module, with ``n_levels``, ``start_level``, ``n_active``,
     ``set_active_levels``, ``cell_size``, ``encode_stencil``). ``sphere_init_radius`` (normalised-frame units, None
-    for the MLP's default init) sets the initial surface to the sphere of that radius around the bbox centre. ``warmup_steps``
-    and ``level_steps`` drive ``update_step``. ``mlp_type`` is the NETWORKS name of the MLP class, or its config dict
-    (e.g. ``dict(type='FullyFusedMLP', min_fused_rows=0)``).
+    for the MLP's default init) sets the initial surface to the sphere of that radius around the bbox centre.
+    ``warmup_steps`` and ``level_steps`` drive ``update_step``. ``mlp_type`` is the NETWORKS name of the MLP class,
+    or its config dict (e.g. ``dict(type='FullyFusedMLP', min_fused_rows=0)``).
     """
 
     def __init__(self, encoding, bbox_min, bbox_max, hidden_dim=64, n_hidden_layers=1, feature_dim=16,

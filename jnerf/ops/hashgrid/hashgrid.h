@@ -11,7 +11,7 @@
 //
 // Stencil kernels (the SDF's numerical gradient, reference: hash_encode_stencil_reference): the 7 points x,
 // x +- h e_a are encoded by one thread per (centre point, level), as if the 7N points had been concatenated
-// point-major by stencil entry (out row k*N + n). With h at most one cell of every active level, an offset point
+// entry by entry (out row k*N + n for entry k). With h at most one cell of every active level, an offset point
 // lies in the centre's cell or the next one along its axis, so it shares all 8 or 4 of the centre's corners:
 // the thread gathers (forward) and scatters (backward) those once, which cuts the table traffic and the atomics
 // from 56 to 8 + 4 per offset point that left the cell.
