@@ -138,34 +138,39 @@ def component_times(runner, n_points, repeats):
     return times
 
 
+def run_steps(runner, steps):
+    """``steps`` runner steps as the training loop takes them (step, count, periodic work); their stats."""
+    stats = []
+    for _ in range(steps):
+        stats.append(runner._train_step())
+        runner.step += 1
+        runner._periodic()
+    return stats
+
+
 def plain_steps(runner, steps, jt, settle=10):
     """Mean ms per runner step (and samples) over ``steps`` steps, after ``settle`` untimed ones: the first steps
     after the warm-up can do one-time work (a 60-step figure without them read 167 ms against the loop's ~21 ms)."""
-    for _ in range(settle):
-        runner._train_step()
-        runner.step += 1
-        runner._periodic()
+    run_steps(runner, settle)
     jt.sync_all(True)
     t0 = time.perf_counter()
-    samples = []
-    for _ in range(steps):
-        stats = runner._train_step()
-        runner.step += 1
-        runner._periodic()
-        samples.append(stats.get("n_samples", 0))
+    stats = run_steps(runner, steps)
     jt.sync_all(True)
-    return (time.perf_counter() - t0) / steps * 1e3, float(np.mean(samples))
+    return (time.perf_counter() - t0) / steps * 1e3, float(np.mean([s.get("n_samples", 0) for s in stats]))
+
+
+HOST_ROWS = {"march": "marching call (incl. waiting for the device)",
+             "pre_step": "optimiser pre_step (run previous graph, build backward)",
+             "rest": "everything else on the host (forward graph, losses, update, periodic work)"}
 
 
 def host_split(runner, steps, jt):
-    """Where the host's time goes in plain steps (ms per step): the marching call, which ends by reading the sample
-    count and so waits there for everything queued on the device before it; the optimiser's ``pre_step``, in which
-    Jittor runs the previous step's graph (its parameters are synced) and builds the backward graph; and the rest
-    (Python building the forward graph, the losses and the update). Little time in the marching call means the
-    device runs dry: the step is bound by the host."""
-    spent = {"marching call (incl. waiting for the device)": 0.0, "optimiser pre_step (run previous graph, build "
-                                                                   "backward)": 0.0}
-    march_key, pre_key = list(spent)
+    """Where the host's time goes in plain steps (ms per step, keyed by HOST_ROWS' labels): the marching call,
+    which ends by reading the sample count and so waits there for everything queued on the device before it; the
+    optimiser's ``pre_step``, in which Jittor runs the previous step's graph (its parameters are synced) and builds
+    the backward graph; and the rest (Python building the forward graph, the losses and the update). Little time in
+    the marching call means the device runs dry: the step is bound by the host."""
+    spent = {"march": 0.0, "pre_step": 0.0}
 
     def timed(key, fn):
         def wrapper(*args, **kwargs):
@@ -176,23 +181,18 @@ def host_split(runner, steps, jt):
         return wrapper
 
     grid, optimizer = runner.renderer.occupancy_grid, runner.optimizer
-    grid.ray_march = timed(march_key, grid.ray_march)  # instance attributes shadow the methods for these steps
-    optimizer.pre_step = timed(pre_key, optimizer.pre_step)
+    grid.ray_march = timed("march", grid.ray_march)  # instance attributes shadow the methods for these steps
+    optimizer.pre_step = timed("pre_step", optimizer.pre_step)
     try:
         jt.sync_all(True)
         t0 = time.perf_counter()
-        for _ in range(steps):
-            runner._train_step()
-            runner.step += 1
-            runner._periodic()
+        run_steps(runner, steps)
         jt.sync_all(True)
         wall = time.perf_counter() - t0
     finally:
         del grid.ray_march, optimizer.pre_step
-    rows = {k: v / steps * 1e3 for k, v in spent.items()}
-    rows["everything else on the host (forward graph, losses, update, periodic work)"] = (
-        wall / steps * 1e3 - sum(rows.values()))
-    return wall / steps * 1e3, rows
+    spent["rest"] = wall - sum(spent.values())
+    return wall / steps * 1e3, {HOST_ROWS[k]: v / steps * 1e3 for k, v in spent.items()}
 
 
 def kernel_profile(runner, steps, jt, top):
