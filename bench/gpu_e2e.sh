@@ -28,6 +28,12 @@ SCORE_PKGS=/tmp/jnerf-score-pkgs
 [ -d $SCORE_PKGS ] || python3 -m pip install -q --no-index --no-deps --target $SCORE_PKGS .device/wheels/trimesh-*.whl
 score_py() { env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS" python3 "$@"; }
 
+# What this call compiled beyond the carried cache, for the next call (save it as .device/jittor-cache-<n>.tgz).
+pack_cache_delta() {
+  [ -f "$JITTOR_HOME/.unpacked" ] || return 0
+  (cd "$JITTOR_HOME" && find .cache -type f -newer .unpacked | tar czf "$OUT/jittor-cache-delta.tgz" -T -)
+}
+
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvcc --version | tail -1
 
 case "${1:-}" in
@@ -44,12 +50,16 @@ case "${1:-}" in
     name=${2:?name}; tree=${3:-.}; jobs=${4:-1}; shift 4 2>/dev/null || shift $#
     runs=logs/zoo_$name; zoo=${ZOO:-data/zoo}
     t0=$SECONDS
-    timeout "$(left 600)" python bench/zoo_quality.py train $zoo --out $runs --jobs "$jobs" \
-      --config "$tree/$DEMO" --run-net "$tree/tools/run_net.py" --mesh-every "${MESH_EVERY:-250}" \
+    # Training stops SCORE_S (default 120) before the deadline so that the meshes it made are still scored; the
+    # logs and the compiled ops are saved first, so a call that runs out of time still brings them back.
+    timeout "$(( $(left 600) - ${SCORE_S:-120} ))" python bench/zoo_quality.py train $zoo --out $runs \
+      --jobs "$jobs" --config "$tree/$DEMO" --run-net "$tree/tools/run_net.py" --mesh-every "${MESH_EVERY:-250}" \
       ${ZOO_OPTS:+--opts $ZOO_OPTS} ${1:+--scenes "$@"} 2>&1 | tee "$OUT/zoo_$name.txt"
     echo "== zoo $name: $((SECONDS - t0)) s"
-    score_py bench/zoo_quality.py score $runs --zoo $zoo --jobs 12 --markdown "$OUT/zoo_$name.md" \
-      2>&1 | tail -12
+    tar czf "$OUT/zoo_${name}_logs.tgz" $runs/*/train.log $runs/*/config.py 2>/dev/null
+    pack_cache_delta
+    timeout "$(left 600)" env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS" python3 bench/zoo_quality.py score $runs \
+      --zoo $zoo --jobs 12 --markdown "$OUT/zoo_$name.md" 2>&1 | tail -12
     tar czf "$OUT/zoo_${name}_logs.tgz" $runs/*/train.log $runs/*/config.py $runs/*/zoo_scores.json 2>/dev/null
     ;;
   demo)
@@ -73,7 +83,7 @@ case "${1:-}" in
     score_py bench/bench_womask.py score "$scene" --out logs/womask 2>&1 | tee "$OUT/womask.md" | tail -8
     ;;
   profile)
-    timeout "$(left 300)" python bench/profile_step.py --device cuda --markdown "$OUT/profile.md" \
+    timeout "$(left 480)" python bench/profile_step.py --device cuda --markdown "$OUT/profile.md" \
       > "$OUT/profile_log.txt" 2>&1
     echo "== profile: exit $?"; grep -E "^\[profile\]|Traceback|Error" "$OUT/profile_log.txt" | tail -12
     cat "$OUT/profile.md"
@@ -92,7 +102,4 @@ case "${1:-}" in
     ;;
   *) echo "usage: bash bench/gpu_e2e.sh warm|zoo NAME [TREE] [JOBS] [SCENES...]|demo|womask SCENE|profile|tests|batch" >&2; exit 2 ;;
 esac
-# What this call compiled beyond the carried cache, for the next call (save it as .device/jittor-cache-<n>.tgz).
-if [ -f "$JITTOR_HOME/.unpacked" ]; then
-  (cd "$JITTOR_HOME" && find .cache -type f -newer .unpacked | tar czf "$OUT/jittor-cache-delta.tgz" -T -)
-fi
+pack_cache_delta

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -50,23 +51,37 @@ def train(args):
     for name, _ in runs:
         if os.path.isfile(done(name)):
             print(f"[zoo] {name}: already trained", flush=True)
-    while pending or running:
-        while pending and len(running) < args.jobs:
-            name, cmd = pending.pop(0)
-            shutil.rmtree(os.path.join(args.out, name), ignore_errors=True)  # an unfinished earlier attempt
-            log = open(os.path.join(args.out, f"{name}.stdout"), "w")
-            print(f"[zoo] training {name} ({len(running) + 1} running)", flush=True)
-            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time()))
-        time.sleep(1)
-        for entry in list(running):
-            name, proc, start = entry
-            if proc.poll() is not None:
-                running.remove(entry)
-                print(f"[zoo] {name}: exit {proc.returncode} after {time.time() - start:.0f} s", flush=True)
-                if proc.returncode:
-                    failed.append(name)
-                else:
-                    open(done(name), "w").close()
+    # A timeout (SIGTERM) or Ctrl-C stops the scenes still training too, so that scoring what they made does not
+    # share the device with orphaned runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"[zoo] stopped (signal {signum})"))
+    try:
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                name, cmd = pending.pop(0)
+                shutil.rmtree(os.path.join(args.out, name), ignore_errors=True)  # an unfinished earlier attempt
+                log = open(os.path.join(args.out, f"{name}.stdout"), "w")
+                print(f"[zoo] training {name} ({len(running) + 1} running)", flush=True)
+                running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time()))
+            time.sleep(1)
+            for entry in list(running):
+                name, proc, start = entry
+                if proc.poll() is not None:
+                    running.remove(entry)
+                    print(f"[zoo] {name}: exit {proc.returncode} after {time.time() - start:.0f} s", flush=True)
+                    if proc.returncode:
+                        failed.append(name)
+                    else:
+                        open(done(name), "w").close()
+    finally:
+        for name, proc, _ in running:
+            if proc.poll() is None:
+                print(f"[zoo] {name}: stopped unfinished", flush=True)
+                proc.terminate()
+        for _, proc, _ in running:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     return 1 if failed else 0
 
 
