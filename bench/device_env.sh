@@ -5,9 +5,13 @@
 # PYTHONPATH, so Jittor meets numpy < 2 even where the machine's own Python ships numpy 2.
 # Jittor's CUDA 13 patch is applied by `import jnerf` itself, as on any user's machine.
 JNERF_PKGS=${JNERF_PKGS:-/tmp/jnerf-pkgs}
-if [ ! -f "$JNERF_PKGS/.done" ]; then
-  python3 -m pip install -q --no-index --no-deps --target "$JNERF_PKGS" .device/wheels/*.whl && touch "$JNERF_PKGS/.done"
-fi
+# Under a lock: two benchmark scripts started together in one call otherwise install over each other.
+(
+  flock 9
+  if [ ! -f "$JNERF_PKGS/.done" ]; then
+    python3 -m pip install -q --no-index --no-deps --target "$JNERF_PKGS" .device/wheels/*.whl && touch "$JNERF_PKGS/.done"
+  fi
+) 9> /tmp/jnerf-pkgs.lock
 export PYTHONPATH="$JNERF_PKGS:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export JITTOR_HOME=${JITTOR_HOME:-/tmp/jnerf-jittor-home}
 mkdir -p "$JITTOR_HOME"

@@ -25,7 +25,8 @@ left() { local l=$((DEADLINE - SECONDS)); [ "$l" -lt "$1" ] && echo "$l" || echo
 # The machine's own Python (numpy 2, scipy) scores meshes: no Jittor, so no numpy < 2 needed; only trimesh (pure
 # Python) comes from the carried wheels.
 SCORE_PKGS=/tmp/jnerf-score-pkgs
-[ -d $SCORE_PKGS ] || python3 -m pip install -q --no-index --no-deps --target $SCORE_PKGS .device/wheels/trimesh-*.whl
+( flock 9; [ -f $SCORE_PKGS/.done ] || { python3 -m pip install -q --no-index --no-deps --target $SCORE_PKGS \
+  .device/wheels/trimesh-*.whl && touch $SCORE_PKGS/.done; } ) 9> /tmp/jnerf-score-pkgs.lock
 score_py() { env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS" python3 "$@"; }
 
 # What this call compiled beyond the carried cache, for the next call (save it as .device/jittor-cache-<n>.tgz).
