@@ -27,7 +27,8 @@ left() { local l=$((DEADLINE - SECONDS)); [ "$l" -lt "$1" ] && echo "$l" || echo
 SCORE_PKGS=/tmp/jnerf-score-pkgs
 ( flock 9; [ -f $SCORE_PKGS/.done ] || { python3 -m pip install -q --no-index --no-deps --target $SCORE_PKGS \
   .device/wheels/trimesh-*.whl && touch $SCORE_PKGS/.done; } ) 9> /tmp/jnerf-score-pkgs.lock
-score_py() { env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS" python3 "$@"; }
+SCORE_ENV=(env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS")
+score_py() { "${SCORE_ENV[@]}" python3 "$@"; }
 
 # What this call compiled beyond the carried cache, for the next call (save it as .device/jittor-cache-<n>.tgz).
 pack_cache_delta() {
@@ -59,7 +60,7 @@ case "${1:-}" in
     echo "== zoo $name: $((SECONDS - t0)) s"
     tar czf "$OUT/zoo_${name}_logs.tgz" $runs/*/train.log $runs/*/config.py 2>/dev/null
     pack_cache_delta
-    timeout "$(left 600)" env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS" python3 bench/zoo_quality.py score $runs \
+    timeout "$(left 600)" "${SCORE_ENV[@]}" python3 bench/zoo_quality.py score $runs \
       --zoo $zoo --jobs 12 --markdown "$OUT/zoo_$name.md" 2>&1 | tail -12
     tar czf "$OUT/zoo_${name}_logs.tgz" $runs/*/train.log $runs/*/config.py $runs/*/zoo_scores.json 2>/dev/null
     ;;
@@ -97,7 +98,7 @@ case "${1:-}" in
     ;;
   batch)
     timeout "$(left 585)" python bench/bench_batch.py --out /tmp/jnerf-bench-batch --markdown "$OUT/bench_batch.md" \
-      --score --score-python "env -u PYTHONPATH PYTHONPATH=$PWD:$SCORE_PKGS python3" \
+      --score --score-python "${SCORE_ENV[*]} python3" \
       --opts ${BATCH_OPTS-train.total_steps=1500} 2>&1 | tee "$OUT/bench_batch.txt" | grep -v "^.\[38"
     cp /tmp/jnerf-bench-batch/batch/results.md "$OUT/batch_results.md" 2>/dev/null
     ;;

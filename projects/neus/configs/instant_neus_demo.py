@@ -1,7 +1,7 @@
 # The bundled demo: the Stanford bunny rendered by tools/make_scene.py (data/bunny, ground truth included).
 # The README's main command trains on it; --task eval scores the mesh against data/bunny/gt_mesh.ply.
 # On a GPU: a short schedule (3000 steps, all 16 hash levels on by step 2100). Without a GPU the on_cpu settings
-# below apply: a smaller model and 800 small steps (about 5 minutes on 2 cores).
+# below apply: a smaller model and 800 small steps (about 3 minutes on 2 cores).
 _base_ = 'instant_neus_base.py'
 
 exp_name = 'bunny_demo'
