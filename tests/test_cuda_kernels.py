@@ -349,3 +349,19 @@ def test_carve_visual_hull(use_corners, min_views):
     # Pixel rounding of a projection may differ by one ulp between the CPU matmul and the kernel: allow a few cells.
     assert np.mean(got != ref) < 1e-3, np.mean(got != ref)
     assert 0.0 < ref.mean() < 1.0
+
+
+@pytest.mark.parametrize("shape,weight_decay", [((1000003,), 0.0), ((77, 64), 0.01), ((0,), 0.0)])
+def test_adam_update(shape, weight_decay):
+    from jnerf.ops.optim.optim import adam_update_cuda
+    from jnerf.ops.optim.reference import adam_step_size, adam_update_reference
+    rng = np.random.default_rng(3)
+    p, g, m = (rng.normal(size=shape).astype(np.float32) for _ in range(3))
+    v = rng.random(size=shape).astype(np.float32)
+    args = (adam_step_size(1e-2, 0.9, 0.99, 7), 0.9, 0.99, 1e-15, weight_decay)
+    _poison(shape, shape, shape)
+    got = _gpu(lambda *a: [x.numpy() for x in adam_update_cuda(*a)], *[jt.array(x) for x in (p, g, m, v)], *args)
+    want = _cpu(lambda *a: [x.numpy() for x in adam_update_reference(*a)], *[jt.array(x) for x in (p, g, m, v)],
+                *args)
+    for a, b in zip(got, want):
+        assert _rel_err(a, b) < FP32_TOL

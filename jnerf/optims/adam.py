@@ -3,6 +3,7 @@ and a state dict of plain numpy arrays, so checkpoints resume with the same mome
 import numpy as np
 import jittor as jt
 
+from jnerf.ops.optim import adam_step_size, adam_update
 from jnerf.utils.registry import OPTIMS, ConfigKeyError, closest
 
 
@@ -10,7 +11,12 @@ from jnerf.utils.registry import OPTIMS, ConfigKeyError, closest
 class Adam(jt.nn.Adam):
     """``params``: a list of Vars, or of dicts ``{'name': str, 'params': [Var]}``; ``group_lr`` maps group names
     to their learning rates (groups not named use ``lr``). Each group keeps its base lr in ``base_lr`` for the
-    schedulers."""
+    schedulers.
+
+    The update is jittor.nn.Adam's arithmetic, one fused kernel per tensor on CUDA (``jnerf.ops.optim``). Unlike
+    jittor.nn.Adam, gradients are not accumulated across ``backward`` calls into persistent buffers (a copy of every
+    gradient each step, 67 MB for the hash table): ``backward`` keeps this step's gradients in each group's
+    ``grads`` and ``step`` consumes them."""
 
     def __init__(self, params, lr=1e-2, betas=(0.9, 0.99), eps=1e-15, weight_decay=0.0, group_lr=None):
         params = list(params)
@@ -28,6 +34,32 @@ class Adam(jt.nn.Adam):
         for g in groups:
             g["base_lr"] = g["lr"]
         super().__init__(groups, lr, eps=eps, betas=tuple(betas), weight_decay=weight_decay)
+
+    def backward(self, loss, retain_graph=False):
+        """This step's gradients of ``loss`` into each group's ``grads`` (None for frozen parameters)."""
+        trained = [p for g in self.param_groups for p in g["params"] if not p.is_stop_grad()]
+        jt.sync(trained)  # as jittor.nn.Optimizer: run the previous update before building this backward
+        grads = iter(jt.grad(loss, trained, retain_graph))
+        for g in self.param_groups:
+            g["grads"] = [None if p.is_stop_grad() else next(grads).stop_grad() for p in g["params"]]
+        self.n_step += 1
+
+    def step(self, loss=None, retain_graph=False):
+        """Backward of ``loss`` (when given), then one Adam update of every trained parameter."""
+        self.pre_step(loss, retain_graph)
+        for g in self.param_groups:
+            beta1, beta2 = g.get("betas", self.betas)
+            step_size = adam_step_size(g.get("lr", self.lr), beta1, beta2, self.n_step)
+            eps, weight_decay = g.get("eps", self.eps), g.get("weight_decay", self.weight_decay)
+            for p, grad, v, m in zip(g["params"], g.get("grads", []), g["values"], g["m"]):
+                if p.is_stop_grad() or grad is None:
+                    continue
+                p_new, m_new, v_new = adam_update(p, grad, m, v, step_size, beta1, beta2, eps, weight_decay)
+                p.update(p_new)
+                m.update(m_new)
+                v.update(v_new)
+            g["grads"] = []  # consumed: a later step without backward updates nothing
+        self.post_step()
 
     def state_dict(self):
         return dict(n_step=int(self.n_step),

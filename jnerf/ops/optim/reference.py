@@ -1,0 +1,25 @@
+"""Adam's update in Jittor ops: the semantics of ``adam_update_cuda`` and the CPU path.
+
+It is jittor.nn.Adam's arithmetic (the moments and the step in float32, ``eps`` added to sqrt(v) without a bias
+correction of v), so runs that moved to jnerf's optimiser keep their numbers on the CPU.
+"""
+import math
+
+import jittor as jt
+
+__all__ = ["adam_step_size", "adam_update_reference"]
+
+
+def adam_step_size(lr, beta1, beta2, step):
+    """lr * sqrt(1 - beta2^step) / (1 - beta1^step): the bias-corrected step of Adam's ``step``-th update (step >= 1)."""
+    if step < 1:
+        raise ValueError(f"Adam's step count starts at 1, got {step}")
+    return lr * math.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
+
+
+def adam_update_reference(param, grad, m, v, step_size, beta1, beta2, eps, weight_decay=0.0):
+    """param, grad, m, v: Vars of one shape -> (param', m', v'), new Vars; ``step_size`` from ``adam_step_size``."""
+    g = grad if weight_decay == 0 else param * weight_decay + grad
+    m_new = beta1 * m + (1 - beta1) * g
+    v_new = beta2 * v + (1 - beta2) * g * g
+    return param - m_new * step_size / (jt.sqrt(v_new) + eps), m_new, v_new
