@@ -10,6 +10,11 @@
 and a summary that checks what the geometry issue asks: the final mesh within 10% of the best preview, no preview
 after the first occupancy update more than 20% above the best before it, and the time to come within 10% of the
 final Chamfer. Scores are cached in each run folder (`zoo_scores.json`), so a re-run only scores new meshes.
+
+    python bench/zoo_quality.py score logs/zoo_new --zoo data/zoo --reference logs/zoo_base
+
+adds the time-to-quality comparison that speed work is judged by: for each scene, the seconds this run takes to
+come within 10% of the *reference* run's final Chamfer, against the reference's own seconds to that point.
 """
 import argparse
 import json
@@ -168,18 +173,52 @@ def summarise(name, rows, first_update, rate):
     return lines, summary
 
 
-def score(args):
-    zoo = {os.path.basename(s): s for s in scene_dirs(args.zoo)}
-    out, summaries = [], []
-    for name in sorted(os.listdir(args.runs)):
-        run_dir = os.path.join(args.runs, name)
+def seconds_to_reach(rows, chamfer):
+    """Training seconds of the first preview (the lowest-resolution meshes) at or below ``chamfer``; None if none."""
+    previews = [r for r in rows if r[2] == min(x[2] for x in rows)] if rows else []
+    return next((r[1] for r in previews if r[3]["chamfer_frac"] <= chamfer), None)
+
+
+def score_runs(runs, zoo, jobs):
+    """{scene: (rows, summary, markdown lines)} for every run folder of ``runs`` that is a zoo scene."""
+    scored = {}
+    for name in sorted(os.listdir(runs)):
+        run_dir = os.path.join(runs, name)
         if name not in zoo or not os.path.isfile(os.path.join(run_dir, "train.log")):
             continue
-        rows = score_run(run_dir, zoo[name], args.jobs)
+        rows = score_run(run_dir, zoo[name], jobs)
         lines, summary = summarise(name, rows, first_update_step(run_dir),
                                    training_rate(os.path.join(run_dir, "train.log")))
-        out += lines
-        summaries.append(summary)
+        scored[name] = rows, summary, lines
+    return scored
+
+
+def reference_table(scored, reference):
+    """Markdown: each scene's seconds to within 10% of the reference run's final Chamfer, this run's and the
+    reference's own, and their ratio (below 1: this run gets there sooner)."""
+    out = ["### time to the reference's quality", "",
+           "| scene | reference final | reference: s to within 10% of it | this run: s to within 10% of it | "
+           "ratio | this run's final |", "|---|---|---|---|---|---|"]
+    for name, (rows, summary, _) in scored.items():
+        if name not in reference or "final_chamfer" not in reference[name][1] or "final_chamfer" not in summary:
+            continue
+        ref_rows, ref_summary, _ = reference[name]
+        target = 1.1 * ref_summary["final_chamfer"]
+        ref_s, s = seconds_to_reach(ref_rows, target), seconds_to_reach(rows, target)
+        fmt = lambda v: "never" if v is None else f"{v:.1f}"
+        ratio = f"{s / ref_s:.2f}" if s is not None and ref_s else "-"
+        out.append(f"| {name} | {ref_summary['final_chamfer']:.5f} | {fmt(ref_s)} | {fmt(s)} | {ratio} | "
+                   f"{summary['final_chamfer']:.5f} |")
+    return out + [""]
+
+
+def score(args):
+    zoo = {os.path.basename(s): s for s in scene_dirs(args.zoo)}
+    scored = score_runs(args.runs, zoo, args.jobs)
+    out = [line for _, _, lines in scored.values() for line in lines]
+    summaries = [summary for _, summary, _ in scored.values()]
+    if args.reference:
+        out += reference_table(scored, score_runs(args.reference, zoo, args.jobs))
     out += ["### summary", "",
             "| scene | it/s | best preview (step) | final (res) | final / best | worst after 1st update / best "
             "before | s to within 10% of final |", "|---|---|---|---|---|---|---|"]
@@ -219,6 +258,7 @@ def main(argv=None):
     s.add_argument("--zoo", required=True)
     s.add_argument("--jobs", type=int, default=1, help="meshes scored in parallel processes")
     s.add_argument("--markdown", help="also write the tables here")
+    s.add_argument("--reference", help="runs folder of a reference (e.g. before a change): time to its final quality")
     args = parser.parse_args(argv)
     return train(args) if args.command == "train" else score(args)
 
