@@ -365,3 +365,22 @@ def test_adam_update(shape, weight_decay):
                 *args)
     for a, b in zip(got, want):
         assert _rel_err(a, b) < FP32_TOL
+
+
+@pytest.mark.parametrize("n_rows,has_bias", [(4097, True), (300001, True), (77, False)])
+def test_linear_cublas_matches_nn_linear(n_rows, has_bias):
+    """jnerf.ops.cublas.linear on CUDA (cuBLAS with transpose flags, its own backward) against nn.Linear's ops on
+    the CPU: output and the gradients of input, weight and bias."""
+    from jnerf.ops.cublas import linear
+    rng = np.random.default_rng(4)
+    x0, w0, b0 = (rng.normal(size=s).astype(np.float32) for s in ((n_rows, 35), (64, 35), (64,)))
+    up = rng.normal(size=(n_rows, 64)).astype(np.float32)
+
+    def run():
+        x, w, b = jt.array(x0), jt.array(w0), jt.array(b0)
+        y = linear(x, w, b if has_bias else None)
+        params = [x, w, b] if has_bias else [x, w]
+        return [v.numpy() for v in [y] + jt.grad((y * jt.array(up)).sum(), params)]
+
+    for got, want in zip(_gpu(run), _cpu(run)):
+        assert _rel_err(got, want) < FP32_TOL * 10  # cuBLAS and the CPU sum in different orders over 300k rows

@@ -6,6 +6,7 @@ reuse the activations.
 """
 from jittor import nn
 
+from jnerf.ops.cublas import linear
 from jnerf.ops.fused_mlp.reference import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, hidden_activation,
                                           output_activation, softplus)
 from jnerf.utils.checks import require_int
@@ -49,6 +50,7 @@ class MLP(nn.Module):
     def execute(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"MLP: input must have shape [N, {self.in_dim}], got {x.shape}")
-        for linear in self.linears[:-1]:
-            x = self.hidden_activation(linear(x))
-        return self.output_activation(self.linears[-1](x))
+        for layer in self.linears[:-1]:
+            x = self.hidden_activation(linear(x, layer.weight, layer.bias))
+        last = self.linears[-1]
+        return self.output_activation(linear(x, last.weight, last.bias))

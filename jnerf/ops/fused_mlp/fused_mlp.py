@@ -18,6 +18,7 @@ from collections import namedtuple
 
 import jittor as jt
 
+from ..cublas import matmul
 from ..cuda_utils import cuda_header, kernel_scope
 
 __all__ = ["FusedMLPSpec", "make_spec", "fused_mlp_cuda", "fused_mlp_available", "set_fused_mlp_enabled",
@@ -194,18 +195,6 @@ def _backward_op(dz_out, scale, w16, hidden, spec, in_dim):
     return dx, dz_hid
 
 
-def _matmul_tn(a, b):
-    """a [N, p] float32, b [N, q] float32 -> a^T @ b [p, q] float32. On CUDA this calls cuBLAS directly: Jittor's
-    2-D matmul is a broadcast-multiply-reduce that a graph pass turns into cuBLAS, and through the transpose and the
-    fp16->fp32 cast here the pattern is not recognised, so it ran as a naive [p, N, q] reduction (measured on an
-    H200: fused training stuck at ~4e5 rows/s at every batch size)."""
-    if jt.flags.use_cuda:
-        ops = getattr(jt.compile_extern, "cublas_ops", None)
-        if ops is not None:
-            return ops.cublas_matmul(a, b, True, False)
-    return jt.matmul(a.transpose(), b)
-
-
 class FusedMLPFunction(jt.Function):
     """y = MLP(x) with parameters (W_0..W_{L-1}[, b_0..b_{L-1}]) as explicit inputs, so Jittor routes their
     gradients. Call as ``FusedMLPFunction(spec, has_bias, save)(x, *weights, *biases)``."""
@@ -246,11 +235,11 @@ class FusedMLPFunction(jt.Function):
             return x if l == 0 else hidden[l - 1].float32()
 
         gw, gb = [None] * L, [None] * L
-        gw[L - 1] = _matmul_tn(dz_out, layer_input(L - 1))                       # [out_dim, in_{L-1}] float32
+        gw[L - 1] = matmul(dz_out, layer_input(L - 1), trans_a=True)  # [out_dim, in_{L-1}] float32
         gb[L - 1] = dz_out.sum(0)                                               # [out_dim] float32
         for l in range(L - 2, -1, -1):
             dz = dz_hid[l].float32()                                            # [N, W] float32 (scaled)
-            gw[l] = _matmul_tn(dz, layer_input(l)) * inv_scale                   # [W, in_l] float32
+            gw[l] = matmul(dz, layer_input(l), trans_a=True) * inv_scale  # [W, in_l] float32
             gb[l] = dz.sum(0) * inv_scale                                       # [W] float32
         return (dx, *gw, *(gb if self.has_bias else ()))
 
