@@ -168,10 +168,13 @@ class SDFNetwork(nn.Module):
         sdf_all, feature_all = self._decode(stencil_points(local, 2 * cell), features)
         sdf_all = sdf_all.reshape(7, n)
         centre, plus, minus = sdf_all[0], sdf_all[1::2], sdf_all[2::2]  # [N], [3,N], [3,N]
+        # [3,N] -> [N,3] as a gather: Jittor ran .transpose(1, 0) here and its gradient through a generic transpose
+        # that took 0.7-1.1 ms per call on an H200 for these few MB, 7-10% of a training step (bench/RESULTS.md)
+        gradient = ((plus - minus) / (2 * eps)).reindex([n, 3], ["i1", "i0"])
         result = {
             "sdf": centre,
             "feature": feature_all[:n],
-            "gradient": ((plus - minus) / (2 * eps)).transpose(1, 0),
+            "gradient": gradient,
             "laplacian": None,
         }
         if laplacian:
