@@ -6,10 +6,13 @@
 #                                      train the zoo ($ZOO, default data/zoo from bench/make_zoo.py) with the demo config of TREE
 #                                      (default: this checkout; .device/before holds an older commit), JOBS scenes at
 #                                      once, preview meshes every 250 steps; score them with the machine's own
-#                                      numpy-2 Python (the evaluator needs no Jittor); tables and logs into $OUT
+#                                      numpy-2 Python (the evaluator needs no Jittor); tables and logs into $OUT;
+#                                      REFERENCE=<runs folder> (e.g. a carried .device/zoo_ref) adds the time to
+#                                      come within 10% of that reference's final Chamfer (zoo_quality --reference)
 #   bash bench/gpu_e2e.sh demo         the README's main command unchanged, then the demo with preview meshes
 #   bash bench/gpu_e2e.sh womask SCENE the masked demo config against the unmasked one on SCENE (bench_womask.py)
-#   bash bench/gpu_e2e.sh profile      where a demo training step's time goes (bench/profile_step.py)
+#   bash bench/gpu_e2e.sh profile      where a demo training step's time goes (bench/profile_step.py), at each
+#                                      of $PROFILE_SAMPLES samples per step (default 262144, the demo's)
 #   bash bench/gpu_e2e.sh tests        the CUDA-vs-CPU tests (kernels, fused MLP) and the fused-MLP benchmark
 #   bash bench/gpu_e2e.sh batch        bench/bench_batch.py: 2 scenes through tools/run_batch.py against 2 plain runs
 #                                      (demo config, $BATCH_OPTS, default train.total_steps=1500; a warm-up run
@@ -61,7 +64,7 @@ case "${1:-}" in
     tar czf "$OUT/zoo_${name}_logs.tgz" $runs/*/train.log $runs/*/config.py 2>/dev/null
     pack_cache_delta
     timeout "$(left 600)" "${SCORE_ENV[@]}" python3 bench/zoo_quality.py score $runs \
-      --zoo $zoo --jobs 12 --markdown "$OUT/zoo_$name.md" 2>&1 | tail -12
+      --zoo $zoo --jobs 12 --markdown "$OUT/zoo_$name.md" ${REFERENCE:+--reference "$REFERENCE"} 2>&1 | tail -18
     tar czf "$OUT/zoo_${name}_logs.tgz" $runs/*/train.log $runs/*/config.py $runs/*/zoo_scores.json 2>/dev/null
     ;;
   demo)
@@ -85,10 +88,12 @@ case "${1:-}" in
     score_py bench/bench_womask.py score "$scene" --out logs/womask 2>&1 | tee "$OUT/womask.md" | tail -8
     ;;
   profile)
-    timeout "$(left 480)" python bench/profile_step.py --device cuda --markdown "$OUT/profile.md" \
-      > "$OUT/profile_log.txt" 2>&1
-    echo "== profile: exit $?"; grep -E "^\[profile\]|Traceback|Error" "$OUT/profile_log.txt" | tail -12
-    cat "$OUT/profile.md"
+    for samples in ${PROFILE_SAMPLES:-262144}; do
+      timeout "$(left 240)" python bench/profile_step.py --device cuda --steps 150 --markdown "$OUT/profile_$samples.md" \
+        --opts renderer.target_samples=$samples > "$OUT/profile_log_$samples.txt" 2>&1
+      echo "== profile at $samples samples: exit $?"
+      grep -E "^\[profile\]|Traceback|Error" "$OUT/profile_log_$samples.txt" | tail -8
+    done
     ;;
   tests)
     timeout "$(left 250)" python -m pytest tests/test_cuda_kernels.py tests/test_fused_mlp.py -q -p no:cacheprovider \
