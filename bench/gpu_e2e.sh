@@ -7,8 +7,8 @@
 #                                      (default: this checkout; .device/before holds an older commit), JOBS scenes at
 #                                      once, preview meshes every 250 steps; score them with the machine's own
 #                                      numpy-2 Python (the evaluator needs no Jittor); tables and logs into $OUT;
-#                                      REFERENCE=<runs folder> (e.g. a carried .device/zoo_ref) adds the time to
-#                                      come within 10% of that reference's final Chamfer (zoo_quality --reference)
+#                                      REFERENCE=<runs folder, or curves JSON as in bench/reference/> adds the
+#                                      time to come within 10% of that reference's final Chamfer
 #   bash bench/gpu_e2e.sh demo         the README's main command unchanged, then the demo with preview meshes
 #   bash bench/gpu_e2e.sh womask SCENE the masked demo config against the unmasked one on SCENE (bench_womask.py)
 #   bash bench/gpu_e2e.sh profile      where a demo training step's time goes (bench/profile_step.py), at each
@@ -89,8 +89,8 @@ case "${1:-}" in
     ;;
   profile)
     for samples in ${PROFILE_SAMPLES:-262144}; do
-      timeout "$(left 240)" python bench/profile_step.py --device cuda --steps 150 --markdown "$OUT/profile_$samples.md" \
-        --opts renderer.target_samples=$samples > "$OUT/profile_log_$samples.txt" 2>&1
+      timeout "$(left 240)" python bench/profile_step.py --device cuda --steps 150 \
+        --markdown "$OUT/profile_$samples.md" --opts renderer.target_samples=$samples > "$OUT/profile_log_$samples.txt" 2>&1
       echo "== profile at $samples samples: exit $?"
       grep -E "^\[profile\]|Traceback|Error" "$OUT/profile_log_$samples.txt" | tail -8
     done

@@ -14,7 +14,9 @@ final Chamfer. Scores are cached in each run folder (`zoo_scores.json`), so a re
     python bench/zoo_quality.py score logs/zoo_new --zoo data/zoo --reference logs/zoo_base
 
 adds the time-to-quality comparison that speed work is judged by: for each scene, the seconds this run takes to
-come within 10% of the *reference* run's final Chamfer, against the reference's own seconds to that point.
+come within 10% of the *reference* run's final Chamfer, against the reference's own seconds to that point. The
+reference can also be a JSON of scored curves (`score ... --save-curves FILE`), e.g. bench/reference/, so that it
+outlives the run folders.
 """
 import argparse
 import json
@@ -193,6 +195,28 @@ def score_runs(runs, zoo, jobs):
     return scored
 
 
+def save_curves(scored, path):
+    """Each scene's scored meshes as JSON (step, training s, resolution, scores): a reference that later runs can be
+    compared against (``--reference curves.json``) once the run folders are gone."""
+    curves = {name: [[step, secs, res, s] for step, secs, res, s in rows] for name, (rows, _, _) in scored.items()}
+    with open(path, "w") as f:
+        json.dump(curves, f, indent=1)
+
+
+def load_reference(path, zoo, jobs):
+    """A reference for ``reference_table``: a runs folder (scored as usual) or a ``save_curves`` JSON file."""
+    if os.path.isdir(path):
+        return score_runs(path, zoo, jobs)
+    with open(path) as f:
+        curves = json.load(f)
+    loaded = {}
+    for name, rows in curves.items():
+        rows = [(int(step), float(secs), int(res), s) for step, secs, res, s in rows]
+        lines, summary = summarise(name, rows, None, float("nan"))
+        loaded[name] = rows, summary, lines
+    return loaded
+
+
 def reference_table(scored, reference):
     """Markdown: each scene's seconds to within 10% of the reference run's final Chamfer, this run's and the
     reference's own, and their ratio (below 1: this run gets there sooner)."""
@@ -218,7 +242,9 @@ def score(args):
     out = [line for _, _, lines in scored.values() for line in lines]
     summaries = [summary for _, summary, _ in scored.values()]
     if args.reference:
-        out += reference_table(scored, score_runs(args.reference, zoo, args.jobs))
+        out += reference_table(scored, load_reference(args.reference, zoo, args.jobs))
+    if args.save_curves:
+        save_curves(scored, args.save_curves)
     out += ["### summary", "",
             "| scene | it/s | best preview (step) | final (res) | final / best | worst after 1st update / best "
             "before | s to within 10% of final |", "|---|---|---|---|---|---|---|"]
@@ -258,7 +284,9 @@ def main(argv=None):
     s.add_argument("--zoo", required=True)
     s.add_argument("--jobs", type=int, default=1, help="meshes scored in parallel processes")
     s.add_argument("--markdown", help="also write the tables here")
-    s.add_argument("--reference", help="runs folder of a reference (e.g. before a change): time to its final quality")
+    s.add_argument("--reference", help="a reference (e.g. before a change), as a runs folder or a --save-curves "
+                                       "JSON: the time to come within 10%% of its final Chamfer")
+    s.add_argument("--save-curves", help="also write every scene's scored meshes here as JSON (a later --reference)")
     args = parser.parse_args(argv)
     return train(args) if args.command == "train" else score(args)
 

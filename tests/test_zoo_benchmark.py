@@ -63,7 +63,8 @@ def _fake_run(runs, scene, curve):
     lines, cache = [], {}
     for step, secs, chamfer in curve:
         path = str(run / f"mesh_step{step:06d}_res256.ply")
-        lines.append(f"2026-12-02 01:00:00 I mesh at step {step} ({secs} s of training): 10 vertices, 16 faces -> {path}")
+        lines.append(f"2026-12-02 01:00:00 I mesh at step {step} ({secs} s of training): 10 vertices, 16 faces "
+                     f"-> {path}")
         cache[path] = dict(chamfer_frac=chamfer, fscore=0.9, fscore_1pct=1.0, accuracy_frac=chamfer,
                            completeness_frac=chamfer)
     (run / "train.log").write_text("\n".join(lines) + "\n")
@@ -88,3 +89,10 @@ def test_score_against_a_reference_gives_the_time_to_its_final_quality(tmp_path)
                              "--markdown", str(md)]) == 0
     row = [line for line in md.read_text().splitlines() if line.startswith("| scene_a | 0.00100")]
     assert row == ["| scene_a | 0.00100 | 40.0 | 15.0 | 0.38 | 0.00120 |"]
+    # the reference's curves saved as JSON serve as the reference once its run folders are gone
+    curves = tmp_path / "ref.json"
+    assert zoo_quality.main(["score", str(tmp_path / "ref"), "--zoo", str(zoo), "--save-curves", str(curves)]) == 0
+    __import__("shutil").rmtree(tmp_path / "ref")
+    assert zoo_quality.main(["score", str(tmp_path / "new"), "--zoo", str(zoo), "--reference", str(curves),
+                             "--markdown", str(md)]) == 0
+    assert row == [line for line in md.read_text().splitlines() if line.startswith("| scene_a | 0.00100")]

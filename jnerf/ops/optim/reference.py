@@ -11,7 +11,8 @@ __all__ = ["adam_step_size", "adam_update_reference"]
 
 
 def adam_step_size(lr, beta1, beta2, step):
-    """lr * sqrt(1 - beta2^step) / (1 - beta1^step): the bias-corrected step of Adam's ``step``-th update (step >= 1)."""
+    """lr * sqrt(1 - beta2^step) / (1 - beta1^step): the bias-corrected step of Adam's ``step``-th update
+    (step >= 1)."""
     if step < 1:
         raise ValueError(f"Adam's step count starts at 1, got {step}")
     return lr * math.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
