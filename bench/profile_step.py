@@ -11,7 +11,9 @@ Four measurements, each over the same number of steps:
 - **staged**: the same step cut into stages with a device sync after each (ray generation, marching, the background,
   the SDF with its numerical-gradient stencil, compositing, the colour MLP, losses, backward, the optimiser update).
   Syncs serialise what Jittor would overlap and fuse, so the stages add up to more than the plain step; the shares
-  say where the work is. Hash grid and MLP are split by timing the encoder and the MLP on the step's stencil points.
+  say where the work is. The SDF stage's pieces are timed alone on the step's points, forward and backward: the hash
+  grid's 7-point stencil, the SDF MLP on the 7N stencil rows, and the centre points alone through both (the
+  difference is what the numerical gradient's 6 extra evaluations cost).
 - **host split**: plain steps again, timing the host in the marching call (which waits for the device at its
   sample-count sync), in the optimiser's pre_step (Jittor runs the previous step's graph, builds the backward)
   and elsewhere: whether the step is bound by the device or by the host.
@@ -113,28 +115,67 @@ def staged_step(runner, clock):
     return n + renderer.free_points
 
 
+def _ms_per_call(fn, repeats, jt):
+    """Mean ms of ``fn()`` (which returns the Vars it computes) over ``repeats`` calls, after one untimed call."""
+    jt.sync(fn())
+    jt.sync_all(True)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        jt.sync(fn())
+    jt.sync_all(True)
+    return (time.perf_counter() - t0) / repeats * 1e3
+
+
 def component_times(runner, n_points, repeats):
-    """Forward ms of the hash encoder (the 7-point stencil of ``n_points`` centres, as SDFNetwork.gradient calls
-    it) and of the SDF MLP on the ``7 * n_points`` stencil rows."""
+    """Forward and backward ms of the SDF stage's pieces on ``n_points`` centres, each timed alone: the hash grid's
+    7-point stencil (as SDFNetwork.gradient calls it; backward: the table's gradient), the SDF MLP on the 7N stencil
+    rows (backward: its weights' and its input's gradients), and the centre points alone through both (what the
+    step would cost without the numerical gradient's 6 extra evaluations). Returns {piece: (forward, backward)}."""
     import jittor as jt
+    import numpy as np
     from jnerf.ops.hashgrid import stencil_points
     sdf = runner.model.sdf_network
-    x = jt.rand((n_points, 3)) * 0.5 + 0.25
+    enc, mlp_params = sdf.encoding, sdf.mlp.parameters()
+    x = jt.rand((n_points, 3)) * 0.5 + 0.25                      # encoder units [0,1]
     cell = sdf.encoding.cell_size(sdf.encoding.n_active - 1)
-    times = {}
+    pts = stencil_points(x * 2 - 1, 2 * cell).stop_grad()       # the 7N rows' xyz inputs
     with jt.no_grad():
-        for name, fn in (("hash grid (stencil)", lambda: sdf.encoding.encode_stencil(x, cell)),
-                         ("SDF MLP", lambda: sdf._decode(stencil_points(x * 2 - 1, 2 * cell),
-                                                         sdf.encoding.encode_stencil(x, cell).stop_grad())[1])):
-            fn().sync()
-            jt.sync_all(True)
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                fn().sync()
-            jt.sync_all(True)
-            times[name] = (time.perf_counter() - t0) / repeats * 1e3
-    # the MLP row timed the encoder too: take it out
-    times["SDF MLP"] = max(0.0, times["SDF MLP"] - times["hash grid (stencil)"])
+        feats_np = enc.encode_stencil(x, cell).numpy()
+    feats = jt.array(feats_np)                                   # a leaf: the MLP's input gradient is timed too
+    up_feats = jt.array(np.random.rand(*feats_np.shape).astype(np.float32))  # dense upstream gradients
+
+    def hash_fwd():
+        with jt.no_grad():
+            return [enc.encode_stencil(x, cell)]
+
+    # the backward rows sync the outputs too: Jittor would otherwise skip a forward whose values the gradient
+    # does not need (the encoder's output, for a loss linear in it)
+    def hash_fwd_bwd():
+        out = enc.encode_stencil(x, cell)
+        return [out] + jt.grad((out * up_feats).sum(), enc.parameters())
+
+    def mlp_fwd():
+        with jt.no_grad():
+            return list(sdf._decode(pts, feats))
+
+    def mlp_fwd_bwd():
+        sdf_out, feature = sdf._decode(pts, feats)
+        return [sdf_out, feature] + jt.grad(sdf_out.sum() + feature.sum(), mlp_params + [feats])
+
+    def centre_fwd():
+        with jt.no_grad():
+            return list(sdf._decode(x * 2 - 1, enc(x)))
+
+    def centre_fwd_bwd():
+        sdf_out, feature = sdf._decode(x * 2 - 1, enc(x))
+        return [sdf_out, feature] + jt.grad(sdf_out.sum() + feature.sum(), enc.parameters() + mlp_params)
+
+    times = {}
+    for name, fwd, both in (("hash grid (7-point stencil)", hash_fwd, hash_fwd_bwd),
+                            ("SDF MLP (7N stencil rows)", mlp_fwd, mlp_fwd_bwd),
+                            ("centre points alone: hash grid + SDF MLP (N rows)", centre_fwd, centre_fwd_bwd)):
+        forward = _ms_per_call(fwd, repeats, jt)
+        times[name] = (forward, max(0.0, _ms_per_call(both, repeats, jt) - forward))
     return times
 
 
@@ -255,7 +296,7 @@ def main(argv=None):
     staged = {k: v / few * 1e3 for k, v in clock.totals.items()}
     say("staged: " + ", ".join(f"{k.split(' (')[0]} {v:.2f}" for k, v in staged.items()))
     parts = component_times(runner, n_points, few)
-    say(f"pieces: {parts}")
+    say("pieces (forward / backward ms): " + ", ".join(f"{k} {f:.2f} / {b:.2f}" for k, (f, b) in parts.items()))
     host_ms, host_rows = host_split(runner, args.steps, jt)
     say(f"host split: {host_ms:.2f} ms per step: " + ", ".join(f"{k.split(' (')[0]} {v:.2f}"
                                                                 for k, v in host_rows.items()))
@@ -270,9 +311,10 @@ def main(argv=None):
              f"{mean_samples / plain_ms / 1e3:.2f} M samples/s); staged steps add up to {staged_total:.2f} ms",
              "", "| stage (synchronised) | ms | % of staged |", "|---|---|---|"]
     lines += [f"| {k} | {v:.2f} | {100 * v / staged_total:.1f} |" for k, v in staged.items()]
-    lines += ["", f"Forward pieces of the SDF stage, on its {7 * n_points} stencil points:", "",
-              "| piece | ms |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in parts.items()]
+    lines += ["", f"Pieces of the SDF stage, each timed alone on the step's {n_points} points ({7 * n_points} "
+              "stencil rows); the stencil rows less the centre-points row is what the numerical gradient's 6 extra "
+              "evaluations cost:", "", "| piece | forward ms | backward ms |", "|---|---|---|"]
+    lines += [f"| {k} | {f:.2f} | {b:.2f} |" for k, (f, b) in parts.items()]
     lines += ["", f"The host's time in {args.steps} plain steps ({host_ms:.2f} ms per step):", "",
               "| where | ms per step | % of step |", "|---|---|---|"]
     lines += [f"| {k} | {v:.2f} | {100 * v / host_ms:.1f} |" for k, v in host_rows.items()]
