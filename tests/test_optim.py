@@ -69,3 +69,20 @@ def test_adam_step_without_backward_changes_nothing():
     _, w2, _, opt = _train(lambda groups: Adam(groups, lr=1e-2), steps=2)
     opt.step()
     np.testing.assert_array_equal(opt.param_groups[1]["params"][0].numpy(), w2)
+
+
+def test_two_backward_calls_accumulate_like_one_of_the_summed_loss():
+    """backward(a); backward(b); step() == step(a + b), as with jittor.nn.Optimizer's accumulation."""
+    def run(split):
+        w = jt.array(np.array([[1.0, -2.0], [0.5, 3.0]], np.float32))
+        x = jt.array(np.array([[1.0, 2.0], [3.0, -1.0]], np.float32))
+        opt = Adam([w], lr=0.1)
+        a, b = ((x @ w) ** 2).sum(), (x @ w).abs().sum()
+        if split:
+            opt.backward(a)
+            opt.backward(b)
+            opt.step()
+        else:
+            opt.step(a + b)
+        return w.numpy()
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-6)

@@ -14,9 +14,9 @@ class Adam(jt.nn.Adam):
     schedulers.
 
     The update is jittor.nn.Adam's arithmetic, one fused kernel per tensor on CUDA (``jnerf.ops.optim``). Unlike
-    jittor.nn.Adam, gradients are not accumulated across ``backward`` calls into persistent buffers (a copy of every
-    gradient each step, 67 MB for the hash table): ``backward`` keeps this step's gradients in each group's
-    ``grads`` and ``step`` consumes them."""
+    jittor.nn.Adam, gradients do not go through persistent buffers (a copy of every gradient each step, 67 MB for
+    the hash table): ``backward`` keeps them in each group's ``grads`` (adding to any not yet used) and ``step``
+    consumes them."""
 
     def __init__(self, params, lr=1e-2, betas=(0.9, 0.99), eps=1e-15, weight_decay=0.0, group_lr=None):
         params = list(params)
@@ -36,17 +36,22 @@ class Adam(jt.nn.Adam):
         super().__init__(groups, lr, eps=eps, betas=tuple(betas), weight_decay=weight_decay)
 
     def backward(self, loss, retain_graph=False):
-        """This step's gradients of ``loss`` into each group's ``grads`` (None for frozen parameters)."""
+        """The gradients of ``loss`` into each group's ``grads`` (None for frozen parameters); added to those of an
+        earlier ``backward`` that no ``step`` has used yet (gradient accumulation, as in jittor.nn.Optimizer)."""
         trained = [p for g in self.param_groups for p in g["params"] if not p.is_stop_grad()]
         jt.sync(trained)  # as jittor.nn.Optimizer: run the previous update before building this backward
         grads = iter(jt.grad(loss, trained, retain_graph))
         for g in self.param_groups:
-            g["grads"] = [None if p.is_stop_grad() else next(grads).stop_grad() for p in g["params"]]
-        self.n_step += 1
+            new = [None if p.is_stop_grad() else next(grads).stop_grad() for p in g["params"]]
+            pending = g.get("grads") or [None] * len(new)
+            g["grads"] = [n if old is None or n is None else old + n for old, n in zip(pending, new)]
 
     def step(self, loss=None, retain_graph=False):
         """Backward of ``loss`` (when given), then one Adam update of every trained parameter."""
         self.pre_step(loss, retain_graph)
+        if not any(g.get("grads") for g in self.param_groups):
+            return self.post_step()  # nothing since the last step: no update, and the step count stays
+        self.n_step += 1  # counts updates (Adam's bias correction), not backward calls
         for g in self.param_groups:
             beta1, beta2 = g.get("betas", self.betas)
             step_size = adam_step_size(g.get("lr", self.lr), beta1, beta2, self.n_step)
