@@ -235,11 +235,11 @@ class FusedMLPFunction(jt.Function):
             return x if l == 0 else hidden[l - 1].float32()
 
         gw, gb = [None] * L, [None] * L
-        gw[L - 1] = matmul(dz_out, layer_input(L - 1), trans_a=True)  # [out_dim, in_{L-1}] float32
+        gw[L - 1] = matmul(dz_out, layer_input(L - 1), trans_a=True)            # [out_dim, in_{L-1}] float32
         gb[L - 1] = dz_out.sum(0)                                               # [out_dim] float32
         for l in range(L - 2, -1, -1):
             dz = dz_hid[l].float32()                                            # [N, W] float32 (scaled)
-            gw[l] = matmul(dz, layer_input(l), trans_a=True) * inv_scale  # [W, in_l] float32
+            gw[l] = matmul(dz, layer_input(l), trans_a=True) * inv_scale        # [W, in_l] float32
             gb[l] = dz.sum(0) * inv_scale                                       # [W] float32
         return (dx, *gw, *(gb if self.has_bias else ()))
 
