@@ -5,6 +5,8 @@ the diagonal from the ground truth (floaters), and the training speed.
 
     python tools/make_scene.py data/bunny/gt_mesh.ply data/bunny_env --background env --n-views 64 --resolution 320
     python bench/bench_womask.py both data/bunny_env [--steps 3000] [--device cuda] [--out DIR]
+    python bench/bench_womask.py train data/bunny_env --out DIR --runs without_masks --tag vlr \
+        --opts optim.group_lr.variance=0.01          # a variant beside the runs already in DIR; then `score`
 
 `train` needs Jittor, `score` only numpy/scipy/trimesh (on a machine whose scipy wants numpy 2, score with that
 Python: bench/gpu_e2e.sh womask does).
@@ -43,10 +45,14 @@ def train(args):
     runs = []
     if os.path.isfile(os.path.join(out, "runs.json")):   # keep the runs of an earlier call that this one skips
         with open(os.path.join(out, "runs.json")) as f:
-            runs = [r for r in json.load(f)["runs"] if r["name"] not in args.runs]
-    for name, config in [r for r in RUNS if r[0] in args.runs]:
+            runs = json.load(f)["runs"]
+    names = {base: base + (f"_{args.tag}" if args.tag else "") for base, _ in RUNS}
+    runs = [r for r in runs if r["name"] not in [names[n] for n in args.runs]]
+    for base, config in [r for r in RUNS if r[0] in args.runs]:
+        name = names[base]
         opts = [f"log_dir={out!r}", f"exp_name={name!r}", f"dataset.root={scene!r}", "train.val_every=0",
                 "eval.after_training=False"] + ([f"train.total_steps={args.steps}"] if args.steps else [])
+        opts += args.opts
         runner = build_runner(load_run_config(os.path.join(CONFIGS, config), opts, device=args.device))
         start = time.time()
         runner.train()
@@ -78,9 +84,11 @@ def score(args):
     lines += [f"| {r['name'].replace('_', ' ')} | {r['steps']} | {r['chamfer']:.5f} | {r['accuracy']:.5f} / "
               f"{r['completeness']:.5f} | {r['fscore']:.3f} | {100 * r['floaters']:.2f}% | {r['it_s']:.2f} |"
               for r in rows]
-    if len(rows) == 2:
-        lines += ["", f"without / with masks: Chamfer x{rows[1]['chamfer'] / rows[0]['chamfer']:.2f}, "
-                      f"speed x{rows[1]['it_s'] / rows[0]['it_s']:.2f}"]
+    masked = next((r for r in rows if r["name"] == "with_masks"), None)
+    for r in rows:
+        if masked is not None and r is not masked:
+            ratio, speed = r["chamfer"] / masked["chamfer"], r["it_s"] / masked["it_s"]
+            lines += ["", f"{r['name'].replace('_', ' ')} / with masks: Chamfer x{ratio:.2f}, speed x{speed:.2f}"]
     print("\n".join(lines))
 
 
@@ -95,6 +103,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="default: each config's own")
     parser.add_argument("--device", default=None)
     parser.add_argument("--runs", nargs="+", default=[r[0] for r in RUNS], choices=[r[0] for r in RUNS])
+    parser.add_argument("--opts", nargs="*", default=[], help="config overrides for the runs trained in this call")
+    parser.add_argument("--tag", default=None, help="suffix for the names of this call's runs (a variant kept beside "
+                                                    "the plain runs of the same --out)")
     args = parser.parse_args(argv)
     args.out = args.out or tempfile.mkdtemp(prefix="womask_")
     if args.phase in ("train", "both"):

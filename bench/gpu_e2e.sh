@@ -10,7 +10,8 @@
 #                                      REFERENCE=<runs folder, or curves JSON as in bench/reference/> adds the
 #                                      time to come within 10% of that reference's final Chamfer
 #   bash bench/gpu_e2e.sh demo         the README's main command unchanged, then the demo with preview meshes
-#   bash bench/gpu_e2e.sh womask SCENE the masked demo config against the unmasked one on SCENE (bench_womask.py)
+#   bash bench/gpu_e2e.sh womask SCENE the masked demo config against the unmasked one on SCENE (bench_womask.py);
+#                                      WOMASK_OPTS="key=value ..." adds an unmasked variant with those overrides
 #   bash bench/gpu_e2e.sh profile      where a demo training step's time goes (bench/profile_step.py), at each
 #                                      of $PROFILE_SAMPLES samples per step (default 262144, the demo's)
 #   bash bench/gpu_e2e.sh tests        the CUDA-vs-CPU tests (kernels, fused MLP) and the fused-MLP benchmark
@@ -84,6 +85,11 @@ case "${1:-}" in
     timeout "$(left 420)" python bench/bench_womask.py train "$scene" --out logs/womask --device cuda \
       > "$OUT/womask_train.txt" 2>&1
     echo "== womask training: exit $? after $((SECONDS - t0)) s"
+    if [ -n "${WOMASK_OPTS:-}" ]; then  # a variant of the unmasked run beside the two plain ones
+      timeout "$(left 420)" python bench/bench_womask.py train "$scene" --out logs/womask --device cuda \
+        --runs without_masks --tag variant --opts $WOMASK_OPTS >> "$OUT/womask_train.txt" 2>&1
+      echo "== womask variant ($WOMASK_OPTS): exit $? after $((SECONDS - t0)) s"
+    fi
     grep -E "$KEY_LINES" logs/womask/*/train.log | tail -4
     score_py bench/bench_womask.py score "$scene" --out logs/womask 2>&1 | tee "$OUT/womask.md" | tail -8
     ;;
