@@ -150,13 +150,23 @@ def score_run(run_dir, scene, jobs):
     return [(step, secs, res, cache[path]) for step, secs, res, path in entries]
 
 
+def previews_of(rows):
+    """The preview meshes: the rows at the lowest marching-cubes resolution (the final mesh may be finer)."""
+    return [r for r in rows if r[2] == min(x[2] for x in rows)] if rows else []
+
+
+def seconds_to_reach(rows, chamfer):
+    """Training seconds of the first preview at or below ``chamfer``; None if none gets there."""
+    return next((r[1] for r in previews_of(rows) if r[3]["chamfer_frac"] <= chamfer), None)
+
+
 def summarise(name, rows, first_update, rate):
     """Markdown lines for one scene and its summary dict."""
     lines = [f"### {name}", "", "| step | training s | res | Chamfer / diag | F @ 0.5% | F @ 1% |", "|---|---|---|---|---|---|"]
     for step, secs, res, s in rows:
         lines.append(f"| {step} | {secs:.1f} | {res} | {s['chamfer_frac']:.5f} | {s['fscore']:.3f} | "
                      f"{s['fscore_1pct']:.3f} |")
-    previews = [r for r in rows if r[2] == min(x[2] for x in rows)] if rows else []
+    previews = previews_of(rows)
     final = rows[-1] if rows else None
     best = min(previews, key=lambda r: r[3]["chamfer_frac"]) if previews else None
     before = [r for r in previews if first_update is not None and r[0] < first_update]
@@ -166,19 +176,12 @@ def summarise(name, rows, first_update, rate):
         final_c, best_c = final[3]["chamfer_frac"], best[3]["chamfer_frac"]
         summary.update(final_chamfer=final_c, final_f=final[3]["fscore"], final_res=final[2],
                        best_chamfer=best_c, best_step=best[0], final_over_best=final_c / best_c)
-        reached = next((r for r in previews if r[3]["chamfer_frac"] <= 1.1 * final_c), None)
-        summary["seconds_to_10pct_of_final"] = reached[1] if reached else None
+        summary["seconds_to_10pct_of_final"] = seconds_to_reach(rows, 1.1 * final_c)
         if before and after:
             best_before = min(r[3]["chamfer_frac"] for r in before)
             summary["worst_after_update_over_best_before"] = max(r[3]["chamfer_frac"] for r in after) / best_before
     lines.append("")
     return lines, summary
-
-
-def seconds_to_reach(rows, chamfer):
-    """Training seconds of the first preview (the lowest-resolution meshes) at or below ``chamfer``; None if none."""
-    previews = [r for r in rows if r[2] == min(x[2] for x in rows)] if rows else []
-    return next((r[1] for r in previews if r[3]["chamfer_frac"] <= chamfer), None)
 
 
 def score_runs(runs, zoo, jobs):

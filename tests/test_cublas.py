@@ -17,9 +17,7 @@ def test_linear_function_matches_nn_linear(has_bias):
     def run(use_function):
         x, w, b = (jt.array(a.astype(np.float32)) for a in (x0, w0, b0))
         if use_function:
-            fn = _Linear()
-            fn.has_bias = has_bias
-            y = fn(x, w, b) if has_bias else fn(x, w)
+            y = _Linear(has_bias)(x, w, b) if has_bias else _Linear(has_bias)(x, w)
         else:
             y = jt.nn.matmul_transpose(x, w) + (b if has_bias else 0)
         grads = jt.grad((y * upstream).sum(), [x, w, b] if has_bias else [x, w])

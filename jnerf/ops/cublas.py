@@ -29,6 +29,9 @@ def matmul(a, b, trans_a=False, trans_b=False):
 class _Linear(jt.Function):
     """x [N,in] @ weight[out,in]^T (+ bias [out]); gradients: dx = dy @ W, dW = dy^T @ x, db = sum_rows dy."""
 
+    def __init__(self, has_bias):
+        self.has_bias = has_bias
+
     def execute(self, x, weight, *bias):
         self.x, self.weight = x, weight
         y = matmul(x, weight, trans_b=True)
@@ -49,6 +52,4 @@ def linear(x, weight, bias=None):
     if _cublas_ops() is None or x.ndim != 2 or str(x.dtype) != "float32":
         y = jt.nn.matmul_transpose(x, weight)
         return y + bias if bias is not None else y
-    fn = _Linear()
-    fn.has_bias = bias is not None
-    return fn(x, weight, bias) if bias is not None else fn(x, weight)
+    return _Linear(True)(x, weight, bias) if bias is not None else _Linear(False)(x, weight)

@@ -41,7 +41,7 @@ static __global__ void adam_update_kernel(const float* __restrict__ param, const
 // Blocks for a grid-stride loop: enough to fill the device several times over, no more (a 16.8M-element table
 // would otherwise launch 65k blocks of one pass each).
 __host__ inline uint32_t stride_blocks(uint64_t n) {
-    const uint32_t cap = 132 * 16;  // SMs of an H100/H200 x resident blocks of 256 threads; fine elsewhere too
+    const uint32_t cap = 132 * 16;  // an H100/H200's 132 SMs x 16 blocks of 256 threads (twice what fits at once)
     const uint32_t b = n_blocks(n);
     return b < cap ? b : cap;
 }
