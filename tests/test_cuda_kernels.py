@@ -132,35 +132,41 @@ def test_hash_encode_no_x_gradient_and_empty():
     assert _rel_err(gt, rgt) < FP32_TOL
 
 
-@pytest.mark.parametrize("n_points,n_levels,n_features,dtype,n_active,h_cells", [
-    (100003, 16, 2, np.float32, 16, 1.0),   # h = the finest cell: every offset point changes cell there
-    (7777, 16, 2, np.float32, 9, 0.37),
-    (5000, 8, 4, np.float32, 8, 1.0),
-    (50001, 16, 2, np.float16, 13, 1.0),
-    (1, 4, 2, np.float32, 3, 0.5),
+@pytest.mark.parametrize("n_points,n_levels,n_features,dtype,n_active,h_cells,stencil", [
+    (100003, 16, 2, np.float32, 16, 1.0, "central"),   # h = the finest cell: every offset point changes cell there
+    (7777, 16, 2, np.float32, 9, 0.37, "central"),
+    (5000, 8, 4, np.float32, 8, 1.0, "central"),
+    (50001, 16, 2, np.float16, 13, 1.0, "central"),
+    (1, 4, 2, np.float32, 3, 0.5, "central"),
+    (100003, 16, 2, np.float32, 16, 1.0, "tetrahedral"),  # moves on all 3 axes: 1 to 8 corners shared
+    (7777, 16, 2, np.float32, 9, -0.37, "tetrahedral"),   # mirrored
+    (5000, 8, 4, np.float32, 8, -1.0, "tetrahedral"),
+    (50001, 16, 2, np.float16, 13, 1.0, "tetrahedral"),
 ])
-def test_hash_encode_stencil(n_points, n_levels, n_features, dtype, n_active, h_cells):
-    """The fused 7-point kernel against the reference (the plain encoding of the 7N points): values and table
+def test_hash_encode_stencil(n_points, n_levels, n_features, dtype, n_active, h_cells, stencil):
+    """The fused stencil kernels against the reference (the plain encoding of the KN points): values and table
     gradient; points near and beyond the [0,1] faces included."""
     rng = np.random.default_rng()
+    k_points = 7 if stencil == "central" else 5
     x = rng.uniform(0.0, 1.0, size=(n_points, 3)).astype(np.float32)
     k = min(60, n_points)
     x[:k] = rng.choice([-0.02, 0.0, 1e-4, 0.9999, 1.0, 1.02], size=(k, 3))
     table = rng.uniform(-1.0, 1.0, size=(n_levels, 2 ** 14, n_features)).astype(dtype)
-    dout = rng.normal(size=(7 * n_points, n_levels * n_features)).astype(np.float32)
+    dout = rng.normal(size=(k_points * n_points, n_levels * n_features)).astype(np.float32)
     scales = _scales(n_levels, 16, 1024)
     h = h_cells / np.float32(scales[n_active - 1])
 
     def run(fn, use_cuda):
         with jt.flag_scope(use_cuda=use_cuda):
             xv, tv, gv = jt.array(x).stop_grad(), jt.array(table), jt.array(dout)
-            out = fn(xv, tv, scales, n_active, h)
+            out = fn(xv, tv, scales, n_active, h, stencil)
             return out.numpy(), jt.grad((out * gv).sum(), tv).numpy()
 
-    _poison((7 * n_points, n_levels * n_features), table.shape)
+    _poison((k_points * n_points, n_levels * n_features), table.shape)
     out, gt = run(hash_encode_stencil_cuda, 1)
     rout, rgt = run(hash_encode_stencil_reference, 0)
     tol = FP16_TOL if dtype == np.float16 else FP32_TOL
+    assert out.shape == (k_points * n_points, n_levels * n_features)
     assert _rel_err(out, rout) < tol
     assert np.all(out[:, n_active * n_features:] == 0.0)
     assert _rel_err(gt, rgt) < tol

@@ -7,7 +7,7 @@ import pytest
 import jnerf  # noqa: F401  (prepares Jittor's environment before jittor loads)
 import jittor as jt
 
-from jnerf.ops.hashgrid import STENCIL, hash_encode, hash_encode_stencil, level_resolutions
+from jnerf.ops.hashgrid import STENCILS, hash_encode, hash_encode_stencil, level_resolutions
 from jnerf.models.encoders.hash_grid import HashGridEncoder
 from jnerf.models.encoders.sh import SHEncoder
 from jnerf.utils.registry import ENCODERS, build_from_cfg
@@ -153,22 +153,26 @@ def test_hash_encode_rejects_bad_arguments():
         hash_encode(jt.array(x), jt.array(table), SCALES, N_LEVELS + 1)
 
 
-@pytest.mark.parametrize("n_active", [N_LEVELS, 2])
-def test_stencil_encoding_is_the_encoding_of_the_seven_points(n_active):
-    """Row k*N + n of the stencil encoding is the encoding of x[n] + h*STENCIL[k], h one finest-active cell."""
+@pytest.mark.parametrize("n_active,stencil,sign", [(N_LEVELS, "central", 1), (2, "central", 1),
+                                                   (N_LEVELS, "tetrahedral", 1), (2, "tetrahedral", -1)])
+def test_stencil_encoding_is_the_encoding_of_its_points(n_active, stencil, sign):
+    """Row k*N + n of the stencil encoding is the encoding of x[n] + h*STENCILS[stencil][k], |h| one
+    finest-active cell (a negative h mirrors the stencil)."""
     x, table = random_inputs(n=300, seed=3)
-    h = np.float32(1.0 / SCALES[n_active - 1])
-    out = hash_encode_stencil(jt.array(x), jt.array(table), SCALES, n_active, h).numpy()
-    points = (x[None] + STENCIL[:, None] * h).reshape(-1, 3)  # the same float32 sums, entry-major
-    assert out.shape == (7 * len(x), N_LEVELS * N_FEATURES)
+    h = np.float32(sign / SCALES[n_active - 1])
+    out = hash_encode_stencil(jt.array(x), jt.array(table), SCALES, n_active, h, stencil).numpy()
+    steps = STENCILS[stencil]
+    assert len(steps) == (7 if stencil == "central" else 5) and np.all(steps.sum(axis=0) == 0)
+    points = (x[None] + steps[:, None] * h).reshape(-1, 3)  # the same float32 sums, entry-major
+    assert out.shape == (len(steps) * len(x), N_LEVELS * N_FEATURES)
     np.testing.assert_allclose(out, naive_hash_encode(points, table, SCALES, n_active), atol=VALUE_ATOL)
 
 
 def test_stencil_step_beyond_one_cell_is_refused():
     x, table = random_inputs(n=4)
     finest = 1.0 / float(SCALES[1])
-    for bad in (0.0, -finest, 1.5 * finest):
-        with pytest.raises(ValueError, match="step h must be in"):
+    for bad in (0.0, -1.5 * finest, 1.5 * finest):
+        with pytest.raises(ValueError, match="step h. must be in"):
             hash_encode_stencil(jt.array(x), jt.array(table), SCALES, 2, bad)
 
 

@@ -91,8 +91,9 @@ class HashGridEncoder(nn.Module):
     def execute(self, x: jt.Var) -> jt.Var:
         return hash_encode(x, self.table, self.scales, self._n_active)
 
-    def encode_stencil(self, x: jt.Var, h: float) -> jt.Var:
-        """The 7-point central-difference stencil of x [N,3] (x, x +- h e_a; h at most one cell of the finest
-        active level), encoded in one call: [7N, out_dim], row k*N + n for entry k (centre, +x, -x, +y, -y, +z,
-        -z). Equal to ``self(stencil_points(x, h))``; on CUDA the 7 points share their common corners."""
-        return hash_encode_stencil(x, self.table, self.scales, self._n_active, h)
+    def encode_stencil(self, x: jt.Var, h: float, stencil: str = "central") -> jt.Var:
+        """A finite-difference stencil of x [N,3] (|h| at most one cell of the finest active level), encoded in one
+        call: [KN, out_dim], row k*N + n for entry k of ``STENCILS[stencil]`` ("central": centre, +x, -x, +y, -y,
+        +z, -z; "tetrahedral": centre and 4 tetrahedron vertices). Equal to ``self(stencil_points(x, h,
+        stencil))``; on CUDA the points share their common corners."""
+        return hash_encode_stencil(x, self.table, self.scales, self._n_active, h, stencil)

@@ -15,6 +15,10 @@
 // lies in the centre's cell or the next one along its axis, so it shares all 8 or 4 of the centre's corners:
 // the thread gathers (forward) and scatters (backward) those once, which cuts the table traffic and the atomics
 // from 56 to 8 + 4 per offset point that left the cell.
+// The tetrahedral stencil (x and x + h k_i for the 4 vertices k_i in {-1,1}^3 of TetrahedralStencil, reference:
+// STENCILS["tetrahedral"]) has kernels of the same layout: an offset point moves on all three axes, so it shares a
+// centre corner wherever its own corner's vertex equals one of the centre cell's (8 at the coarse levels, 1 to 8 at
+// the finest), found by comparing the cells' lower vertices axis by axis.
 #pragma once
 #include "jnerf/ops/common.h"  // from the package root: Jittor has its own src/common.h
 
@@ -294,6 +298,159 @@ static __global__ void hash_encode_stencil_backward_kernel(const float* __restri
             } else if (delta == -1 && high) {
 #pragma unroll
                 for (int f = 0; f < F; f++) acc[c & ~bit][f] += gc[f];
+            } else {
+                AtomicAddFeatures<F>::add(level_grad + (uint64_t)lv.row(c, table_size) * F, gc);
+            }
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < 8; c++)
+        AtomicAddFeatures<F>::add(level_grad + (uint64_t)centre.row(c, table_size) * F, acc[c]);
+}
+
+// ------------------------------------------------------------------------------------ tetrahedral stencil
+// Entry k in 0..4: the centre, then (1,-1,-1), (-1,-1,1), (-1,1,-1), (1,1,1) times h (reference.py's TETRAHEDRON).
+struct TetrahedralStencil {
+    static constexpr int K = 5;
+    __host__ __device__ static constexpr int step(int k, int a) {
+        return k == 0 ? 0 : k == 4 ? 1 : k == 1 ? (a == 0 ? 1 : -1) : k == 2 ? (a == 2 ? 1 : -1) : (a == 1 ? 1 : -1);
+    }
+};
+
+// Stencil point k of xp: x_a + (+-h) rounded once on each moved axis, as the reference's x + h * steps.
+template <typename S>
+__device__ inline void offset_point(const float* __restrict__ xp, int k, float h, float p[3]) {
+#pragma unroll
+    for (int a = 0; a < 3; a++) {
+        const int s = S::step(k, a);
+        p[a] = s == 0 ? xp[a] : __fadd_rn(xp[a], s > 0 ? h : -h);
+    }
+}
+
+// The centre corner that corner c of the offset point's cell is, or -1: per axis the offset cell's lower vertex
+// moved by delta_a, so its corner bit b_a is the centre's bit b_a + delta_a when that is 0 or 1.
+__device__ inline int shared_corner(int c, const int delta[3]) {
+    int centre_corner = 0;
+#pragma unroll
+    for (int a = 0; a < 3; a++) {
+        const int bit = ((c >> (2 - a)) & 1) + delta[a];
+        if (bit < 0 || bit > 1) return -1;
+        centre_corner |= bit << (2 - a);
+    }
+    return centre_corner;
+}
+
+// Forward: out[k*N + n, l*F + f] = hash encoding of stencil point k of x[n] at level l (0 for l >= n_active).
+// The centre's 8 corner features stay in registers; a shared corner is picked from them by a compare-select
+// over the 8 (a dynamic register index would spill them to local memory).
+template <typename T, int F, typename S>
+static __global__ void hash_encode_offsets_forward_kernel(const float* __restrict__ x, const T* __restrict__ table,
+                                                          const float* __restrict__ scales, float* __restrict__ out,
+                                                          uint32_t n_points, uint32_t n_levels, uint32_t table_size,
+                                                          uint32_t n_active, float h) {
+    const uint32_t n = blockIdx.x * blockDim.x + threadIdx.x;
+    const uint32_t l = blockIdx.y;
+    if (n >= n_points) return;
+    const uint64_t row_stride = (uint64_t)n_levels * F;
+    if (l >= n_active) {
+#pragma unroll
+        for (int k = 0; k < S::K; k++) {
+            float* o = out + ((uint64_t)k * n_points + n) * row_stride + (uint64_t)l * F;
+#pragma unroll
+            for (int f = 0; f < F; f++) o[f] = 0.f;
+        }
+        return;
+    }
+    const float scale = scales[l];
+    const T* level_table = table + (uint64_t)l * table_size * F;
+    const float* xp = x + 3 * (uint64_t)n;
+    HashLevel centre(xp, scale, table_size);
+    float v[8][F];
+#pragma unroll
+    for (int c = 0; c < 8; c++) VecLoad<T, F>::load(level_table + (uint64_t)centre.row(c, table_size) * F, v[c]);
+#pragma unroll
+    for (int k = 0; k < S::K; k++) {
+        float p[3];
+        offset_point<S>(xp, k, h, p);
+        HashLevel lv(p, scale, table_size);
+        int delta[3];
+#pragma unroll
+        for (int a = 0; a < 3; a++) delta[a] = (int)lv.p0[a] - (int)centre.p0[a];
+        float acc[F];
+#pragma unroll
+        for (int f = 0; f < F; f++) acc[f] = 0.f;
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const int shared = shared_corner(c, delta);
+            float vc[F];
+            if (shared >= 0) {
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    if (j == shared) {
+#pragma unroll
+                        for (int f = 0; f < F; f++) vc[f] = v[j][f];
+                    }
+                }
+            } else {
+                VecLoad<T, F>::load(level_table + (uint64_t)lv.row(c, table_size) * F, vc);
+            }
+            const float wc = lv.weight(c);
+#pragma unroll
+            for (int f = 0; f < F; f++) acc[f] += wc * vc[f];
+        }
+        float* o = out + ((uint64_t)k * n_points + n) * row_stride + (uint64_t)l * F;
+#pragma unroll
+        for (int f = 0; f < F; f++) o[f] = acc[f];
+    }
+}
+
+// Backward (table gradient only): the centre cell's 8 corners collect the shares of every stencil point that
+// meets them in registers and are scattered once; an offset point's other corners get their own atomics.
+template <int F, typename S>
+static __global__ void hash_encode_offsets_backward_kernel(const float* __restrict__ x,
+                                                           const float* __restrict__ scales,
+                                                           const float* __restrict__ dout,
+                                                           float* __restrict__ grad_table, uint32_t n_points,
+                                                           uint32_t n_levels, uint32_t table_size,
+                                                           uint32_t n_active, float h) {
+    const uint32_t n = blockIdx.x * blockDim.x + threadIdx.x;
+    const uint32_t l = blockIdx.y;
+    if (n >= n_points || l >= n_active) return;
+    const uint64_t row_stride = (uint64_t)n_levels * F;
+    const float scale = scales[l];
+    float* level_grad = grad_table + (uint64_t)l * table_size * F;
+    const float* xp = x + 3 * (uint64_t)n;
+    HashLevel centre(xp, scale, table_size);
+    float acc[8][F];
+#pragma unroll
+    for (int c = 0; c < 8; c++)
+#pragma unroll
+        for (int f = 0; f < F; f++) acc[c][f] = 0.f;
+#pragma unroll
+    for (int k = 0; k < S::K; k++) {
+        float g[F];
+        VecLoad<float, F>::load(dout + ((uint64_t)k * n_points + n) * row_stride + (uint64_t)l * F, g);
+        float p[3];
+        offset_point<S>(xp, k, h, p);
+        HashLevel lv(p, scale, table_size);
+        int delta[3];
+#pragma unroll
+        for (int a = 0; a < 3; a++) delta[a] = (int)lv.p0[a] - (int)centre.p0[a];
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const float wc = lv.weight(c);
+            float gc[F];
+#pragma unroll
+            for (int f = 0; f < F; f++) gc[f] = wc * g[f];
+            const int shared = shared_corner(c, delta);
+            if (shared >= 0) {
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    if (j == shared) {
+#pragma unroll
+                        for (int f = 0; f < F; f++) acc[j][f] += gc[f];
+                    }
+                }
             } else {
                 AtomicAddFeatures<F>::add(level_grad + (uint64_t)lv.row(c, table_size) * F, gc);
             }

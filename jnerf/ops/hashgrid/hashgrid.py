@@ -1,5 +1,5 @@
 """CUDA multiresolution hash encoding: ``hash_encode_cuda(x, table, scales, n_active)`` and the numerical
-gradient's 7-point ``hash_encode_stencil_cuda(x, table, scales, n_active, h)`` (kernels in hashgrid.h).
+gradient's stencils, ``hash_encode_stencil_cuda(x, table, scales, n_active, h, stencil)`` (kernels in hashgrid.h).
 
 Same maths, signature and outputs as ``reference.hash_encode_reference`` (docs/design.md). Compile-time: the table
 dtype (float32/float16) and F; runtime (no recompile): N, L, T, n_active (through jt.code's data map), the scales
@@ -10,7 +10,7 @@ import numpy as np
 import jittor as jt
 
 from ..cuda_utils import cuda_header, kernel_scope
-from .reference import check_hash_encode_args, check_stencil_step, stencil_points
+from .reference import check_hash_encode_args, check_stencil, check_stencil_step, stencil_points
 
 __all__ = ["hash_encode_cuda", "hash_encode_stencil_cuda"]
 
@@ -105,65 +105,78 @@ def hash_encode_cuda(x, table, scales, n_active):
 
 
 _STENCIL_FORWARD_SRC = """
-    // in0 x [N,3] f32, in1 table [L,T,F], in2 scales [L] f32 -> out0 [7N, L*F] f32 (row k*N + n)
+    // in0 x [N,3] f32, in1 table [L,T,F], in2 scales [L] f32 -> out0 [KN, L*F] f32 (row k*N + n)
     const uint32_t n_points = in0_shape0, n_levels = in1_shape0, table_size = in1_shape1;
     if (n_points > 0 && n_levels > 0) {{
         dim3 grid(jnerf::n_blocks(n_points), n_levels);
-        jnerf::hash_encode_stencil_forward_kernel<{ctype}, {F}><<<grid, jnerf::kThreads>>>(
+        jnerf::{kernel}<<<grid, jnerf::kThreads>>>(
             in0_p, reinterpret_cast<const {ctype}*>(in1_p), in2_p, out0_p,
             n_points, n_levels, table_size, (uint32_t)data["n_active"], (float)data["h"]);
     }}
 """
 
 _STENCIL_BACKWARD_SRC = """
-    // in0 x [N,3] f32, in1 table [L,T,F] (shape only), in2 scales [L] f32, in3 dout [7N, L*F] f32
+    // in0 x [N,3] f32, in1 table [L,T,F] (shape only), in2 scales [L] f32, in3 dout [KN, L*F] f32
     // -> out0 grad_table [L,T,F] f32
     const uint32_t n_points = in0_shape0, n_levels = in1_shape0, table_size = in1_shape1;
     cudaMemsetAsync(out0_p, 0, sizeof(float) * (size_t)out0->num, 0);
     if (n_points > 0 && n_levels > 0) {{
         dim3 grid(jnerf::n_blocks(n_points), n_levels);
-        jnerf::hash_encode_stencil_backward_kernel<{F}><<<grid, jnerf::kThreads>>>(
+        jnerf::{kernel}<<<grid, jnerf::kThreads>>>(
             in0_p, in2_p, in3_p, out0_p, n_points, n_levels, table_size, (uint32_t)data["n_active"],
             (float)data["h"]);
     }}
 """
 
+# Kernel templates per stencil (forward, backward); {ctype} and {F} filled per call.
+_STENCIL_KERNELS = {
+    "central": ("hash_encode_stencil_forward_kernel<{ctype}, {F}>", "hash_encode_stencil_backward_kernel<{F}>"),
+    "tetrahedral": ("hash_encode_offsets_forward_kernel<{ctype}, {F}, jnerf::TetrahedralStencil>",
+                    "hash_encode_offsets_backward_kernel<{F}, jnerf::TetrahedralStencil>"),
+}
+
 
 class HashEncodeStencilFunction(jt.Function):
-    """x [N,3] f32 (no grad), table [L,T,F] f32|f16, scales_var [L] f32 (no grad), n_active int, h float
-    -> [7N, L*F] f32. Gradient: the table only."""
+    """x [N,3] f32 (no grad), table [L,T,F] f32|f16, scales_var [L] f32 (no grad), n_active int, h float,
+    stencil name -> [KN, L*F] f32. Gradient: the table only."""
 
-    def execute(self, x, table, scales_var, n_active, h):
+    def execute(self, x, table, scales_var, n_active, h, stencil):
         self.x, self.table, self.scales_var, self.n_active, self.h = x, table, scales_var, n_active, h
+        self.stencil = stencil
         n_levels, _, n_features = table.shape
-        src = _STENCIL_FORWARD_SRC.format(ctype=_ctype(table), F=n_features)
+        ctype = _ctype(table)
+        kernel = _STENCIL_KERNELS[stencil][0].format(ctype=ctype, F=n_features)
+        src = _STENCIL_FORWARD_SRC.format(kernel=kernel, ctype=ctype)
+        n_rows = len(check_stencil(stencil)) * x.shape[0]
         with kernel_scope():
-            return jt.code((7 * x.shape[0], n_levels * n_features), "float32", [x, table, scales_var],
+            return jt.code((n_rows, n_levels * n_features), "float32", [x, table, scales_var],
                            cuda_header=cuda_header("hashgrid"), cuda_src=src,
                            data={"n_active": float(n_active), "h": h})
 
     def grad(self, dout):
         table = self.table
-        src = _STENCIL_BACKWARD_SRC.format(F=table.shape[2])
+        kernel = _STENCIL_KERNELS[self.stencil][1].format(F=table.shape[2])
+        src = _STENCIL_BACKWARD_SRC.format(kernel=kernel)
         with kernel_scope():
             grad_table = jt.code(table.shape, "float32", [self.x, table, self.scales_var, dout.float32()],
                                  cuda_header=cuda_header("hashgrid"), cuda_src=src,
                                  data={"n_active": float(self.n_active), "h": self.h})
         if str(table.dtype) == "float16":
             grad_table = grad_table.float16()
-        return None, grad_table, None, None, None
+        return None, grad_table, None, None, None, None
 
 
-def hash_encode_stencil_cuda(x, table, scales, n_active, h):
-    """The 7-point stencil of x [N,3] with step h, encoded: [7N, L*F] float32, row k*N + n (as
-    ``hash_encode_stencil_reference``). When x needs a gradient, the plain kernels run on the 7N points instead
-    (the fused backward scatters to the table only)."""
+def hash_encode_stencil_cuda(x, table, scales, n_active, h, stencil="central"):
+    """The stencil of x [N,3] with step h (STENCILS[stencil], K points), encoded: [KN, L*F] float32, row k*N + n
+    (as ``hash_encode_stencil_reference``). When x needs a gradient, the plain kernels run on the KN points
+    instead (the fused backward scatters to the table only)."""
     scales, n_active = check_hash_encode_args(x, table, scales, n_active)
     h = check_stencil_step(h, scales, n_active)
+    n_rows = len(check_stencil(stencil)) * x.shape[0]
     if x.dtype != jt.float32:
         x = x.float32()
     if not x.is_stop_grad():
-        return hash_encode_cuda(stencil_points(x, h), table, scales, n_active)
+        return hash_encode_cuda(stencil_points(x, h, stencil), table, scales, n_active)
     if x.shape[0] == 0 or n_active == 0:
-        return jt.zeros((7 * x.shape[0], table.shape[0] * table.shape[2]), dtype="float32")
-    return HashEncodeStencilFunction.apply(x, table, _scales_var(scales), n_active, h)
+        return jt.zeros((n_rows, table.shape[0] * table.shape[2]), dtype="float32")
+    return HashEncodeStencilFunction.apply(x, table, _scales_var(scales), n_active, h, stencil)

@@ -11,11 +11,16 @@ import numpy as np
 import jittor as jt
 
 __all__ = ["hash_encode_reference", "hash_encode_stencil_reference", "stencil_points", "level_resolutions",
-           "HASH_PRIMES", "check_hash_encode_args", "STENCIL"]
+           "HASH_PRIMES", "check_hash_encode_args", "check_stencil", "STENCIL", "STENCILS"]
 
 # Unit steps of the 7-point central-difference stencil, in the order its points are encoded and returned:
 # centre, +x, -x, +y, -y, +z, -z.
 STENCIL = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
+# The 5-point tetrahedral stencil: the centre and four vertices of a regular tetrahedron inscribed in the cube of
+# half-edge 1 (sum k = 0, sum k k^T = 4 I). It gives the gradient (first order) and the Laplacian from 4 evaluations
+# instead of 6; hashgrid.h's TetrahedralStencil lists the same rows.
+TETRAHEDRON = np.array([[0, 0, 0], [1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, 1]], np.float32)
+STENCILS = {"central": STENCIL, "tetrahedral": TETRAHEDRON}
 
 # tcnn's primes for the x, y, z vertex coordinates.
 HASH_PRIMES = (1, 2654435761, 805459861)
@@ -144,26 +149,36 @@ def hash_encode_reference(x, table, scales, n_active):
     return encoded
 
 
-def stencil_points(x, h):
-    """The 7 stencil points of each of x [N,3]: [7N, 3], row k*N + n = x[n] + h * STENCIL[k] (float32 sums)."""
-    offsets = jt.array(STENCIL * np.float32(h))  # [7, 3]
-    return (x.unsqueeze(0) + offsets.unsqueeze(1)).reshape(7 * x.shape[0], 3)
+def check_stencil(stencil):
+    """The unit steps [K,3] of a stencil named in STENCILS."""
+    if stencil not in STENCILS:
+        raise ValueError(f"hash_encode_stencil: stencil must be one of {sorted(STENCILS)}, got {stencil!r}")
+    return STENCILS[stencil]
+
+
+def stencil_points(x, h, stencil="central"):
+    """The K stencil points of each of x [N,3]: [KN, 3], row k*N + n = x[n] + h * STENCILS[stencil][k] (float32
+    sums). A negative h mirrors the stencil."""
+    steps = check_stencil(stencil)
+    offsets = jt.array(steps * np.float32(h))  # [K, 3]
+    return (x.unsqueeze(0) + offsets.unsqueeze(1)).reshape(len(steps) * x.shape[0], 3)
 
 
 def check_stencil_step(h, scales, n_active):
-    """h as a float32-exact Python float; it must be positive and at most one cell of every active level (the
-    CUDA kernel relies on an offset point staying within the neighbouring cell)."""
+    """h as a float32-exact Python float; it must be non-zero and |h| at most one cell of every active level (the
+    CUDA kernels rely on an offset point staying within the neighbouring cell on each axis). A negative h mirrors
+    the stencil."""
     h = float(np.float32(h))
     finest_cell = 1.0 / float(np.float32(scales[n_active - 1])) if n_active > 0 else math.inf
-    if not 0.0 < h <= finest_cell * (1 + 1e-6):
-        raise ValueError(f"hash_encode_stencil: step h must be in (0, {finest_cell:g}] (one cell of the finest "
+    if not 0.0 < abs(h) <= finest_cell * (1 + 1e-6):
+        raise ValueError(f"hash_encode_stencil: |step h| must be in (0, {finest_cell:g}] (one cell of the finest "
                          f"active level), got {h:g}")
     return h
 
 
-def hash_encode_stencil_reference(x, table, scales, n_active, h):
-    """Encode the 7-point central-difference stencil of x [N,3] (encoder units, [0,1]) with step h: the encoding
-    of ``stencil_points(x, h)``, [7N, L*F] float32, row k*N + n for stencil entry k (STENCIL's order)."""
+def hash_encode_stencil_reference(x, table, scales, n_active, h, stencil="central"):
+    """Encode the stencil of x [N,3] (encoder units, [0,1]) with step h: the encoding of ``stencil_points(x, h,
+    stencil)``, [KN, L*F] float32, row k*N + n for stencil entry k (STENCILS[stencil]'s order)."""
     scales, n_active = check_hash_encode_args(x, table, scales, n_active)
     h = check_stencil_step(h, scales, n_active)
-    return hash_encode_reference(stencil_points(x.float32(), h), table, scales, n_active)
+    return hash_encode_reference(stencil_points(x.float32(), h, stencil), table, scales, n_active)
