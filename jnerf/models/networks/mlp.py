@@ -48,9 +48,21 @@ class MLP(nn.Module):
         return output_activation(x, self.output_activation_name)
 
     def execute(self, x):
+        return self.output(self.hidden(x))
+
+    def hidden(self, x):
+        """[N, in_dim] -> the last hidden layer's activations [N, hidden_dim] (x itself without hidden layers)."""
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"MLP: input must have shape [N, {self.in_dim}], got {x.shape}")
         for layer in self.linears[:-1]:
             x = self.hidden_activation(linear(x, layer.weight, layer.bias))
+        return x
+
+    def output(self, h, begin=0, end=None):
+        """The output layer on hidden activations h [N, hidden_dim]: its outputs begin..end-1 only ([N, end-begin];
+        all by default), so that rows which need few outputs do not pay for the rest."""
         last = self.linears[-1]
-        return self.output_activation(linear(x, last.weight, last.bias))
+        weight, bias = last.weight, last.bias
+        if (begin, end) != (0, None):
+            weight, bias = weight[begin:end], None if bias is None else bias[begin:end]
+        return self.output_activation(linear(h, weight, bias))

@@ -53,6 +53,7 @@ model = dict(
         warmup_steps=1000,         # keep start_level levels until then ...
         level_steps=500,           # ... then switch on one more level every level_steps
         mlp_type='MLP',            # fp32: the fused fp16 MLP quantises the SDF below the finite-difference step
+        grad_mode='central',       # numerical gradient's stencil: 'central' (7 points) or 'tetrahedral' (5)
     ),
     color_network=dict(type='ColorNetwork', hidden_dim=64, n_hidden_layers=2, sh_degree=4,
                        use_normal=True, activation='sigmoid',
