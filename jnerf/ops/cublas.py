@@ -27,7 +27,7 @@ def matmul(a, b, trans_a=False, trans_b=False):
 
 
 class _Linear(jt.Function):
-    """x [N,in] @ weight[out,in]^T (+ bias [out]); gradients: dx = dy @ W, dW = dy^T @ x, db = sum_rows dy."""
+    """x [N,in] @ weight[out,in]^T (+ bias [out]); gradients: dx = dy @ W, dW = dy^T @ x, db = dy^T @ 1."""
 
     def __init__(self, has_bias):
         self.has_bias = has_bias
@@ -38,11 +38,14 @@ class _Linear(jt.Function):
         return y + bias[0] if bias else y
 
     def grad(self, dy):
-        dx = matmul(dy, self.weight)
-        dw = matmul(dy, self.x, trans_a=True)
-        grads = (dx, dw, dy.sum(0)) if self.has_bias else (dx, dw)
+        x, weight = self.x, self.weight
         self.x = self.weight = None
-        return grads
+        dx, dw = matmul(dy, weight), matmul(dy, x, trans_a=True)
+        if not self.has_bias:
+            return dx, dw
+        # The bias gradient as one more product, dy^T @ 1: Jittor's row reduction dy.sum(0) fused the activation's
+        # backward into a column reduce that took ~0.35 ms per hidden layer on the SDF MLP's 1.8 M rows (H200).
+        return dx, dw, matmul(dy, jt.ones((dy.shape[0], 1), dtype=dy.dtype), trans_a=True).reshape(-1)
 
 
 def linear(x, weight, bias=None):
