@@ -12,8 +12,9 @@ Four measurements, each over the same number of steps:
   the SDF with its numerical-gradient stencil, compositing, the colour MLP, losses, backward, the optimiser update).
   Syncs serialise what Jittor would overlap and fuse, so the stages add up to more than the plain step; the shares
   say where the work is. The SDF stage's pieces are timed alone on the step's points, forward and backward: the hash
-  grid's 7-point stencil, the SDF MLP on the 7N stencil rows, and the centre points alone through both (the
-  difference is what the numerical gradient's 6 extra evaluations cost).
+  grid's K-point stencil (7 central, 5 tetrahedral: the config's ``grad_mode``), the SDF MLP on the KN stencil rows,
+  and the centre points alone through both (the difference is what the numerical gradient's K-1 extra evaluations
+  cost).
 - **host split**: plain steps again, timing the host in the marching call (which waits for the device at its
   sample-count sync), in the optimiser's pre_step (Jittor runs the previous step's graph, builds the backward)
   and elsewhere: whether the step is bound by the device or by the host.
@@ -81,7 +82,7 @@ def staged_step(runner, clock):
     points = rays_o[ray_indices] + dirs * t_mid.reshape((-1, 1))
     free_points, free_empty = renderer.occupancy_grid.free_points(renderer.free_points)
     geometry = model.sdf_network.gradient(jt.concat([points, free_points], dim=0), laplacian=True)
-    clock.lap("SDF + numerical gradient, forward (7 points per sample)", *geometry.values())
+    clock.lap("SDF + numerical gradient, forward (all stencil points)", *geometry.values())
     free = {"sdf": geometry["sdf"][n:], "gradient": geometry["gradient"][n:], "known_empty": free_empty}
     geometry = {k: v[:n] for k, v in geometry.items()}
     alpha = neus_alpha(geometry["sdf"], geometry["gradient"], dirs, samples.lengths(),
@@ -128,38 +129,40 @@ def _ms_per_call(fn, repeats, jt):
 
 def component_times(runner, n_points, repeats):
     """Forward and backward ms of the SDF stage's pieces on ``n_points`` centres, each timed alone: the hash grid's
-    7-point stencil (as SDFNetwork.gradient calls it; backward: the table's gradient), the SDF MLP on the 7N stencil
-    rows (backward: its weights' and its input's gradients), and the centre points alone through both (what the
-    step would cost without the numerical gradient's 6 extra evaluations). Returns {piece: (forward, backward)}."""
+    K-point stencil (the network's ``grad_mode``, as SDFNetwork.gradient calls it; backward: the table's gradient),
+    the SDF MLP on the KN stencil rows (backward: its weights' and its input's gradients), and the centre points
+    alone through both (what the step would cost without the numerical gradient's extra evaluations). Returns
+    {piece: (forward, backward)}."""
     import jittor as jt
     import numpy as np
-    from jnerf.ops.hashgrid import stencil_points
+    from jnerf.ops.hashgrid import STENCILS, stencil_points
     sdf = runner.model.sdf_network
     enc, mlp_params = sdf.encoding, sdf.mlp.parameters()
+    stencil, k = sdf.grad_mode, len(STENCILS[sdf.grad_mode])
     x = jt.rand((n_points, 3)) * 0.5 + 0.25                      # encoder units [0,1]
     cell = sdf.encoding.cell_size(sdf.encoding.n_active - 1)
-    pts = stencil_points(x * 2 - 1, 2 * cell).stop_grad()       # the 7N rows' xyz inputs
+    pts = stencil_points(x * 2 - 1, 2 * cell, stencil).stop_grad()  # the KN rows' xyz inputs
     with jt.no_grad():
-        feats_np = enc.encode_stencil(x, cell).numpy()
+        feats_np = enc.encode_stencil(x, cell, stencil).numpy()
     feats = jt.array(feats_np)                                   # a leaf: the MLP's input gradient is timed too
     up_feats = jt.array(np.random.rand(*feats_np.shape).astype(np.float32))  # dense upstream gradients
 
     def hash_fwd():
         with jt.no_grad():
-            return [enc.encode_stencil(x, cell)]
+            return [enc.encode_stencil(x, cell, stencil)]
 
     # the backward rows sync the outputs too: Jittor would otherwise skip a forward whose values the gradient
     # does not need (the encoder's output, for a loss linear in it)
     def hash_fwd_bwd():
-        out = enc.encode_stencil(x, cell)
+        out = enc.encode_stencil(x, cell, stencil)
         return [out] + jt.grad((out * up_feats).sum(), enc.parameters())
 
     def mlp_fwd():
         with jt.no_grad():
-            return list(sdf._decode(pts, feats))
+            return list(sdf._decode_stencil(pts, feats, n_points))
 
     def mlp_fwd_bwd():
-        sdf_out, feature = sdf._decode(pts, feats)
+        sdf_out, feature = sdf._decode_stencil(pts, feats, n_points)
         return [sdf_out, feature] + jt.grad(sdf_out.sum() + feature.sum(), mlp_params + [feats])
 
     def centre_fwd():
@@ -171,8 +174,8 @@ def component_times(runner, n_points, repeats):
         return [sdf_out, feature] + jt.grad(sdf_out.sum() + feature.sum(), enc.parameters() + mlp_params)
 
     times = {}
-    for name, fwd, both in (("hash grid (7-point stencil)", hash_fwd, hash_fwd_bwd),
-                            ("SDF MLP (7N stencil rows)", mlp_fwd, mlp_fwd_bwd),
+    for name, fwd, both in ((f"hash grid ({k}-point stencil)", hash_fwd, hash_fwd_bwd),
+                            (f"SDF MLP ({k}N stencil rows)", mlp_fwd, mlp_fwd_bwd),
                             ("centre points alone: hash grid + SDF MLP (N rows)", centre_fwd, centre_fwd_bwd)):
         forward = _ms_per_call(fwd, repeats, jt)
         times[name] = (forward, max(0.0, _ms_per_call(both, repeats, jt) - forward))
@@ -311,9 +314,11 @@ def main(argv=None):
              f"{mean_samples / plain_ms / 1e3:.2f} M samples/s); staged steps add up to {staged_total:.2f} ms",
              "", "| stage (synchronised) | ms | % of staged |", "|---|---|---|"]
     lines += [f"| {k} | {v:.2f} | {100 * v / staged_total:.1f} |" for k, v in staged.items()]
-    lines += ["", f"Pieces of the SDF stage, each timed alone on the step's {n_points} points ({7 * n_points} "
-              "stencil rows); the stencil rows less the centre-points row is what the numerical gradient's 6 extra "
-              "evaluations cost:", "", "| piece | forward ms | backward ms |", "|---|---|---|"]
+    from jnerf.ops.hashgrid import STENCILS
+    k = len(STENCILS[runner.model.sdf_network.grad_mode])
+    lines += ["", f"Pieces of the SDF stage, each timed alone on the step's {n_points} points ({k * n_points} "
+              f"stencil rows, {runner.model.sdf_network.grad_mode}); the stencil rows less the centre-points row is "
+              f"what the numerical gradient's {k - 1} extra evaluations cost:", "", "| piece | forward ms | backward ms |", "|---|---|---|"]
     lines += [f"| {k} | {f:.2f} | {b:.2f} |" for k, (f, b) in parts.items()]
     lines += ["", f"The host's time in {args.steps} plain steps ({host_ms:.2f} ms per step):", "",
               "| where | ms per step | % of step |", "|---|---|---|"]

@@ -19,7 +19,7 @@ def test_profile_step_prints_every_stage_and_piece(tmp_path):
     for stage in ("ray generation", "marching", "SDF + numerical gradient, forward", "alpha, weights, compositing",
                   "colour MLP", "losses", "backward", "optimiser update (Adam)"):
         assert re.search(rf"^\| {re.escape(stage)}[^|]* \| [\d.]+ \| [\d.]+ \|$", text, re.M), stage
-    for piece in ("hash grid (7-point stencil)", "SDF MLP (7N stencil rows)", "centre points alone"):
+    for piece in ("hash grid (7-point stencil)", "SDF MLP (7N stencil rows)", "centre points alone"):  # central
         row = re.search(rf"^\| {re.escape(piece)}[^|]* \| ([\d.]+) \| ([\d.]+) \|$", text, re.M)
         assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0, piece
     assert "marching call (incl. waiting for the device)" in text and "Kernels (Jittor profiler)" in text
