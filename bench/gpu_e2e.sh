@@ -34,10 +34,13 @@ SCORE_PKGS=/tmp/jnerf-score-pkgs
 SCORE_ENV=(env -u PYTHONPATH PYTHONPATH="$PWD:$SCORE_PKGS")
 score_py() { "${SCORE_ENV[@]}" python3 "$@"; }
 
-# What this call compiled beyond the carried cache, for the next call (save it as .device/jittor-cache-<n>.tgz).
+# What this call compiled beyond the carried cache, for the next call (save it as .device/jittor-cache-<n>.tgz, or
+# its parts as .device/jittor-cache-<n>.tgz.part-aa, -ab, ...). Split in 15 MB parts: a file over 16 MiB does not
+# come back from a call (a 17 MB delta was lost that way).
 pack_cache_delta() {
   [ -f "$JITTOR_HOME/.unpacked" ] || return 0
-  (cd "$JITTOR_HOME" && find .cache -type f -newer .unpacked | tar czf "$OUT/jittor-cache-delta.tgz" -T -)
+  (cd "$JITTOR_HOME" && find .cache -type f -newer .unpacked | tar czf - -T - \
+    | split -b 15000000 - "$OUT/jittor-cache-delta.tgz.part-")
 }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvcc --version | tail -1
