@@ -139,7 +139,7 @@ def component_times(runner, n_points, repeats):
     sdf = runner.model.sdf_network
     enc, mlp_params = sdf.encoding, sdf.mlp.parameters()
     stencil, k = sdf.grad_mode, len(STENCILS[sdf.grad_mode])
-    x = jt.rand((n_points, 3)) * 0.5 + 0.25                      # encoder units [0,1]
+    x = (jt.rand((n_points, 3)) * 0.5 + 0.25).stop_grad()       # encoder units [0,1], detached as in the step
     cell = sdf.encoding.cell_size(sdf.encoding.n_active - 1)
     pts = stencil_points(x * 2 - 1, 2 * cell, stencil).stop_grad()  # the KN rows' xyz inputs
     with jt.no_grad():

@@ -170,3 +170,21 @@ def test_without_masks_a_tiny_cpu_run_gives_the_object_and_no_background(tmp_pat
     dist = nearest_distances(pred, sample_surface(np.asarray(truth.vertices), np.asarray(truth.faces), 200000, rng),
                              diag)
     assert np.mean(dist > 0.1 * diag) == 0.0                                      # no background floaters
+
+
+def test_background_encodes_detached_points(monkeypatch):
+    """The background's hash encoding needs no d/dx: its input must be detached, or the CUDA backward adds d/dx
+    atomics (Jittor does not carry stop_grad to derived vars)."""
+    rng = np.random.default_rng(2)
+    o, d = _rays(rng, 16)
+    bg = BackgroundNeRF(ENCODING, n_samples=8, hidden_dim=16, feature_dim=7, sh_degree=2)
+    seen = []
+    execute = bg.encoding.execute
+
+    def spy(x):
+        seen.append(x.is_stop_grad())
+        return execute(x)
+
+    monkeypatch.setattr(bg.encoding, "execute", spy)
+    bg(jt.array(o), jt.array(d), jt.rand((16,)))
+    assert seen == [True]

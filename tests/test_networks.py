@@ -195,3 +195,22 @@ def test_mlp_type_takes_a_name_or_a_config_with_the_mlps_own_arguments():
     assert isinstance(net.mlp, FullyFusedMLP) and net.mlp.min_fused_rows == 0 and net.mlp.hidden_dim == 64
     with pytest.raises(ConfigKeyError, match="Did you mean 'min_fused_rows'"):
         ColorNetwork(feature_dim=8, mlp_type=dict(type="FullyFusedMLP", min_fused_row=0))
+
+
+def test_sdf_gradient_hands_the_stencil_encoder_a_detached_x(monkeypatch):
+    """The CUDA stencil kernels (shared corners, no d/dx) run only for an x that needs no gradient; Jittor does not
+    carry stop_grad to derived vars, so gradient() must detach the encoder's input itself (it did not: training
+    ran the plain kernels on the 7N points with d/dx atomics)."""
+    net = make_sdf_network()
+    seen = []
+    encode_stencil = net.encoding.encode_stencil
+
+    def spy(x, h, stencil="central"):
+        seen.append(x.is_stop_grad())
+        return encode_stencil(x, h, stencil)
+
+    monkeypatch.setattr(net.encoding, "encode_stencil", spy)
+    x = jt.array(np.random.default_rng(0).uniform(-0.5, 0.5, (50, 3)).astype(np.float32))
+    net.gradient(x)
+    net.gradient(x * 1.0)  # a derived, non-detached input too
+    assert seen == [True, True]

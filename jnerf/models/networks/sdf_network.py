@@ -183,7 +183,9 @@ class SDFNetwork(nn.Module):
         cell = sign * self.encoding.cell_size(self.encoding.n_active - 1)  # the step in the encoder's [0,1] units
         eps = sign * self.finite_difference_step()  # the same step in normalised-frame units
         stencil = self.grad_mode
-        features = self.encoding.encode_stencil(local * 0.5 + 0.5, cell, stencil)  # [KN, L*F], entry-major
+        # Detached again: Jittor does not carry stop_grad to derived vars, and the CUDA stencil kernels run only for
+        # an x that needs no gradient (else the plain kernels on the KN points, with d/dx atomics nobody reads)
+        features = self.encoding.encode_stencil((local * 0.5 + 0.5).stop_grad(), cell, stencil)  # [KN, L*F]
         sdf_all, feature = self._decode_stencil(stencil_points(local, 2 * cell, stencil), features, n)
         sdf_all = sdf_all.reshape(-1, n)
         centre = sdf_all[0]
