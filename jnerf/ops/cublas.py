@@ -27,7 +27,7 @@ def matmul(a, b, trans_a=False, trans_b=False):
 
 
 class _Linear(jt.Function):
-    """x [N,in] @ weight[out,in]^T (+ bias [out]); gradients: dx = dy @ W, dW = dy^T @ x, db = dy^T @ 1."""
+    """x [N,in] @ weight[out,in]^T (+ bias [out]); gradients: dx = dy @ W, dW = dy^T @ x, db = sum_rows dy."""
 
     def __init__(self, has_bias):
         self.has_bias = has_bias
@@ -41,11 +41,9 @@ class _Linear(jt.Function):
         x, weight = self.x, self.weight
         self.x = self.weight = None
         dx, dw = matmul(dy, weight), matmul(dy, x, trans_a=True)
-        if not self.has_bias:
-            return dx, dw
-        # The bias gradient as one more product, dy^T @ 1: Jittor's row reduction dy.sum(0) fused the activation's
-        # backward into a column reduce that took ~0.35 ms per hidden layer on the SDF MLP's 1.8 M rows (H200).
-        return dx, dw, matmul(dy, jt.ones((dy.shape[0], 1), dtype=dy.dtype), trans_a=True).reshape(-1)
+        # dy.sum(0) reduces over the outer dimension, which Jittor runs at ~3 TB/s on an H200 (0.16 ms for the SDF
+        # MLP's [1.8M, 64]): no faster as a product
+        return (dx, dw, dy.sum(0)) if self.has_bias else (dx, dw)
 
 
 def linear(x, weight, bias=None):
