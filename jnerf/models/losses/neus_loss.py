@@ -9,6 +9,7 @@ from typing import Optional
 
 import jittor as jt
 
+from jnerf.ops.reduce import mean
 from jnerf.utils.registry import LOSSES
 
 __all__ = ["NeuSLoss", "curvature_weight", "psnr"]
@@ -38,13 +39,14 @@ def psnr(mse):
 
 
 def _mean_or_zero(values):
-    """Mean of a Var, 0 when it has no elements (a batch without samples)."""
-    return values.mean() if values.numel() > 0 else jt.zeros((1,), dtype=jt.float32).sum()
+    """Mean of a Var (jnerf.ops.reduce.mean: two passes on CUDA), 0 when it has no elements (a batch without
+    samples)."""
+    return mean(values) if values.numel() > 0 else jt.zeros((1,), dtype=jt.float32).sum()
 
 
 def _binary_cross_entropy(p, target):
     """Mean of -(target log p + (1 - target) log(1 - p)); ``p`` already clamped away from 0 and 1."""
-    return -(target * jt.log(p) + (1.0 - target) * jt.log(1.0 - p)).mean()
+    return -mean(target * jt.log(p) + (1.0 - target) * jt.log(1.0 - p))
 
 
 @LOSSES.register_module()
@@ -107,9 +109,9 @@ class NeuSLoss:
             raise ValueError("mask: required when the mask loss weight is > 0 (set mask=0 to train without masks)")
         terms = {}
         error = outputs["rgb"] - rgb_gt                                                  # [R,3]
-        mse = (error * error).mean()
+        mse = mean(error * error)
         if self.weights["color_l1"] > 0:
-            terms["color_l1"] = error.abs().mean()
+            terms["color_l1"] = mean(error.abs())
         if self.weights["color_mse"] > 0:
             terms["color_mse"] = mse
         if self.weights["eikonal"] > 0:
