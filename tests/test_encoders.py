@@ -234,3 +234,17 @@ def test_sh_encoder_matches_scipy_and_is_orthonormal():
     np.testing.assert_allclose(gram, np.eye(16), atol=1e-5)
     # tcnn's sign convention for band 1: (-0.4886 y, 0.4886 z, -0.4886 x)
     np.testing.assert_allclose(out[:, 1:4], 0.48860251 * dirs[:, [1, 2, 0]] * [-1, 1, -1], atol=1e-6)
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3, 5, 8])
+def test_sh_encoder_every_degree_matches_scipy(degree):
+    """The monomial form at every supported degree (up to x^7 terms at degree 8) against scipy, in float32."""
+    from scipy.special import sph_harm_y
+    dirs, _, polar, azimuth = _sphere_directions(9, 17)
+    out = SHEncoder(degree=degree)(jt.array(dirs)).numpy().astype(np.float64)
+    expected = []
+    for l in range(degree):
+        for m in range(-l, l + 1):
+            y = sph_harm_y(l, abs(m), polar, azimuth)
+            expected.append(y.real if m == 0 else math.sqrt(2) * (y.real if m > 0 else y.imag))
+    np.testing.assert_allclose(out, np.stack(expected, 1), atol=2e-5)
