@@ -390,3 +390,23 @@ def test_linear_cublas_matches_nn_linear(n_rows, has_bias):
 
     for got, want in zip(_gpu(run), _cpu(run)):
         assert _rel_err(got, want) < FP32_TOL * 10  # cuBLAS and the CPU sum in different orders over 300k rows
+
+
+# ------------------------------------------------------------------------------ Jittor-op paths chosen on CUDA
+def test_two_pass_mean_and_sh_encoding_on_cuda_match_the_cpu():
+    """The losses' mean (two passes on CUDA, values.mean() on the CPU) and the SH encoding (cuBLAS product on CUDA):
+    values and the mean's gradient."""
+    from jnerf.models.encoders.sh import SHEncoder
+    from jnerf.ops.reduce import mean
+    rng = np.random.default_rng(7)
+    values = rng.normal(1.0, 2.0, size=262147).astype(np.float32)
+    dirs = rng.normal(size=(5003, 3)).astype(np.float32)
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+
+    def run():
+        v = jt.array(values)
+        m = mean(v * v)
+        return [m.numpy(), jt.grad(m, v).numpy(), SHEncoder(4)(jt.array(dirs)).numpy()]
+
+    for got, want in zip(_gpu(run), _cpu(run)):
+        assert _rel_err(got, want) < FP32_TOL * 10  # summation orders differ
