@@ -131,6 +131,7 @@ class OccupancyGrid:
         """Take ``hull`` (bool [R^3]) as the outer bound; every hull cell is sampled until the first update."""
         self.hull = np.asarray(hull, dtype=bool).reshape(-1).copy()
         self._hull_cells = np.nonzero(self.hull)[0]
+        self._hull_centres = None  # float32 [n_hull, 3], made by the first classify and kept while the hull is
         self._carved = None  # jt float32 [R^3], made on first use by free_points
         state = np.where(self.hull, SURFACE, OUTSIDE).astype(np.uint8)
         self.set_state(state)
@@ -192,9 +193,13 @@ class OccupancyGrid:
         if self._hull_cells.size == 0:
             return state
         band = self.band(inv_s)
-        sdf = np.concatenate([np.asarray(sdf_fn(self.cell_centres(self._hull_cells[s:s + self.chunk])),
-                                         dtype=np.float32).reshape(-1)
-                              for s in range(0, self._hull_cells.size, self.chunk)])
+        if self._hull_centres is None:
+            # Kept: computing the centres from the flat indices was ~80% of an update's host time (128^3 cells, a
+            # full hull: ~70 of ~90 ms on 2 cores), and the demo updates every 100 steps
+            self._hull_centres = self.cell_centres(self._hull_cells)
+        centres = self._hull_centres
+        sdf = np.concatenate([np.asarray(sdf_fn(centres[s:s + self.chunk]), dtype=np.float32).reshape(-1)
+                              for s in range(0, len(centres), self.chunk)])
         hull_state = np.where(np.abs(sdf) <= band, SURFACE, np.where(sdf < 0, INSIDE, OUTSIDE))
         state[self._hull_cells] = hull_state
         return state
