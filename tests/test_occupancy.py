@@ -301,13 +301,13 @@ def test_classification_follows_a_new_hull():
     """classify keeps the hull cells' centres between updates; a new hull (set_hull, a loaded checkpoint) must
     classify exactly as a grid built with that hull from the start."""
     sdf = lambda p: (np.linalg.norm(p, axis=1) - 0.5).astype(np.float32)  # noqa: E731
-    grid = OccupancyGrid(bbox_min=[-1, -1, -1], bbox_max=[1, 1, 1], resolution=16)
-    grid.classify(sdf, 50.0)
+    grid = OccupancyGrid(bbox_min=[-1, -1, -1], bbox_max=[1, 1, 1], resolution=32)
+    grid.classify(sdf, 1e4)
     centres = grid.cell_centres(np.arange(grid.n_cells))
     hull = centres[:, 0] > 0.1  # half the box
     grid.set_hull(hull)
-    fresh = OccupancyGrid(bbox_min=[-1, -1, -1], bbox_max=[1, 1, 1], resolution=16)
+    fresh = OccupancyGrid(bbox_min=[-1, -1, -1], bbox_max=[1, 1, 1], resolution=32)
     fresh.set_hull(hull)
-    state = grid.classify(sdf, 50.0)
-    np.testing.assert_array_equal(state, fresh.classify(sdf, 50.0))
+    state = grid.classify(sdf, 1e4)
+    np.testing.assert_array_equal(state, fresh.classify(sdf, 1e4))
     assert np.all(state[~hull] == OUTSIDE) and np.any(state[hull] == SURFACE) and np.any(state[hull] == INSIDE)
