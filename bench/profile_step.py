@@ -318,7 +318,8 @@ def main(argv=None):
     k = len(STENCILS[runner.model.sdf_network.grad_mode])
     lines += ["", f"Pieces of the SDF stage, each timed alone on the step's {n_points} points ({k * n_points} "
               f"stencil rows, {runner.model.sdf_network.grad_mode}); the stencil rows less the centre-points row is "
-              f"what the numerical gradient's {k - 1} extra evaluations cost:", "", "| piece | forward ms | backward ms |", "|---|---|---|"]
+              f"what the numerical gradient's {k - 1} extra evaluations cost:", "",
+              "| piece | forward ms | backward ms |", "|---|---|---|"]
     lines += [f"| {k} | {f:.2f} | {b:.2f} |" for k, (f, b) in parts.items()]
     lines += ["", f"The host's time in {args.steps} plain steps ({host_ms:.2f} ms per step):", "",
               "| where | ms per step | % of step |", "|---|---|---|"]

@@ -88,7 +88,6 @@ class SHEncoder(nn.Module):
         if int(degree) != degree or not 1 <= degree <= MAX_DEGREE:
             raise ValueError(f"SHEncoder: degree must be an integer in [1, {MAX_DEGREE}], got {degree!r}")
         self.degree = int(degree)
-        self._terms = sh_coefficients(self.degree)
 
     @property
     def out_dim(self):
@@ -113,8 +112,9 @@ def _constants(degree):
     """The gather indices of each monomial degree and the [n_monomials, degree^2] matrix, as Vars made once per
     degree (kept out of the module, whose Var attributes would count as parameters)."""
     if degree not in _constants_cache:
-        levels = [(jt.array(np.asarray(parents, np.int32)).stop_grad(), jt.array(np.asarray(axes, np.int32)).stop_grad())
+        constant = lambda values, dtype: jt.array(np.asarray(values, dtype)).stop_grad()  # noqa: E731
+        levels = [(constant(parents, np.int32), constant(axes, np.int32))
                   for _, parents, axes in monomial_levels(degree - 1)[1:]]
-        matrix = jt.array(sh_monomial_matrix(degree).astype(np.float32)).stop_grad()
+        matrix = constant(sh_monomial_matrix(degree), np.float32)
         _constants_cache[degree] = (levels, matrix)
     return _constants_cache[degree]

@@ -78,8 +78,8 @@ class BackgroundNeRF(nn.Module):
         points = points.stop_grad()
         spacing = jt.sqrt(((points[:, 1:] - points[:, :-1]) ** 2).sum(dim=-1) + 1e-12)  # [R,K-1]
         flat = points.reshape((-1, 3))
-        out = self.density_mlp(self.encoding((flat * 0.25 + 0.5).stop_grad()))  # [R*K, 1+F]; no d/dx (derived vars
-        # are not detached in Jittor, and the CUDA backward would add d/dx atomics)
+        # Detached: Jittor does not carry stop_grad to derived vars, and the CUDA backward would add d/dx atomics
+        out = self.density_mlp(self.encoding((flat * 0.25 + 0.5).stop_grad()))         # [R*K, 1+F]
         sigma = jt.nn.softplus(out[:, 0] - 1.0).reshape((n_rays, k))                    # [R,K] >= 0
         alpha = 1.0 - jt.exp(-sigma[:, :-1] * spacing)                                  # [R,K-1]
         alpha = jt.concat([alpha, jt.ones((n_rays, 1))], dim=1).reshape(-1)            # the last one: opaque

@@ -4,7 +4,8 @@ The implementation is chosen at call time: the CUDA kernel (``hashgrid.py``) whe
 it can be imported, else the Jittor-ops reference (``reference.py``). Both follow the maths in docs/design.md.
 """
 from jnerf.ops import cuda_kernel
-from .reference import STENCIL, STENCILS, hash_encode_reference, hash_encode_stencil_reference, level_resolutions, stencil_points
+from .reference import (STENCIL, STENCILS, hash_encode_reference, hash_encode_stencil_reference, level_resolutions,
+                        stencil_points)
 
 __all__ = ["hash_encode", "hash_encode_stencil", "hash_encode_reference", "hash_encode_stencil_reference",
            "level_resolutions", "stencil_points", "STENCIL", "STENCILS"]
