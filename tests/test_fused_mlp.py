@@ -2,10 +2,10 @@
 
 CPU (always): the fallback path is MLP exactly; the state dict is MLP's (checkpoints load both ways); the packing
 and padding of the wrapper; and the whole jt.Function (packing, gradient scaling, weight/bias gradients) run
-against a Jittor-ops emulation of the two kernels that rounds to fp16 where they do.
+against a Jittor-ops emulation of the three kernels that rounds to fp16 where they do.
 GPU (skipped without a CUDA device): the real kernels against the fp32 nn.Linear path, forward and every gradient
 (input, weights, biases), several depths/widths/activations and batch sizes that are not multiples of the 128-row
-block.
+block; and the weight-gradient kernel against its emulation on the same operands.
 
 Tolerance (relative L2 error ||fused - fp32|| / ||fp32||, parameters and inputs drawn fp16-representable so that
 both paths compute with the same numbers): output <= 2e-3; gradients <= 1e-2 for smooth hidden activations
@@ -203,10 +203,24 @@ def _emul_backward(dz_out, scale, w16, hidden, spec, in_dim):
     return dx, hid
 
 
+def _emul_weight_grad(x, dz_out, scale, hidden, dz_hid, spec):
+    """Jittor-ops model of ffmlp_weight_grad as one block: [1, P] packed weight and bias gradients, from the fp16
+    operands the kernel stages (x and the scaled dz_out rounded to fp16), summed in fp32 and divided by scale."""
+    L = spec.n_layers
+    dz = [dz_hid[l].float32() for l in range(L - 1)]
+    dz.append(_pad_cols((dz_out * scale).float16().float32(), spec.out_pad))
+    inputs = [_pad_cols(x.float16().float32(), spec.in_pad)] + [hidden[l].float32() for l in range(L - 1)]
+    gw = [(jt.matmul(dz[l].transpose(), inputs[l]) / scale).reshape(-1) for l in range(L)]
+    gb = [dz[l].sum(0) / scale for l in range(L)]
+    return jt.concat(gw + gb).reshape((1, -1))
+
+
 @pytest.fixture
 def emulated_kernels(monkeypatch):
     monkeypatch.setattr(fm, "_forward_op", _emul_forward)
     monkeypatch.setattr(fm, "_backward_op", _emul_backward)
+    monkeypatch.setattr(fm, "_weight_grad_op", _emul_weight_grad)
+    monkeypatch.setattr(fm, "_pack_op", lambda w, b, spec: (fm.pack_weights(w, spec), fm.pack_biases(b, spec)))
     monkeypatch.setattr(fm, "fused_mlp_available", lambda: True)
     import jnerf.models.networks.fully_fused_mlp as ffm
     monkeypatch.setattr(ffm, "fused_mlp_available", lambda: True)
@@ -288,6 +302,44 @@ def test_gpu_fused_matches_fp32(cuda, case, n):
     errs = {k: rel_err(b[k], a[k]) for k in a}
     print("ERRS", case, n, " ".join(f"{k.replace('linears.', '')}:{v:.1e}" for k, v in errs.items()))
     check_close(a, b, case[4], (case, n))
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", GPU_CASES + [(20, 5, 64, 0, "relu", "none", True)])
+@pytest.mark.parametrize("n", [77, 2 ** 16 + 3])
+def test_gpu_weight_grad_kernel_matches_its_emulation(cuda, case, n):
+    """ffmlp_weight_grad on given operands against the same sums in Jittor ops: both take the same fp16 values and
+    sum in fp32, so only the order of summation differs (many blocks and chunks at 2^16 rows)."""
+    in_dim, out_dim, width, n_hidden, act, out_act, _ = case
+    spec = fm.make_spec(in_dim, out_dim, width, n_hidden + 1, act, out_act)
+    rng = np.random.default_rng(n)
+    n_hid = max(n_hidden, 1)
+    x = jt.array(rng.standard_normal((n, in_dim)).astype(np.float32))
+    dz_out = jt.array((1e-4 * rng.standard_normal((n, out_dim))).astype(np.float32))
+    scale = fm.GRAD_SCALE_TARGET / jt.maximum(dz_out.abs().max().reshape((1,)), 1e-30)
+    hidden = jt.array(np.abs(rng.standard_normal((n_hid, n, spec.width))).astype(np.float16))
+    dz_hid = jt.array((100 * rng.standard_normal((n_hid, n, spec.width))).astype(np.float16))
+    got = fm._weight_grad_op(x, dz_out, scale, hidden, dz_hid, spec)
+    assert got.shape[0] == max(1, min(fm.WGRAD_MAX_BLOCKS, -(-n // fm.WGRAD_ROWS_PER_BLOCK)))
+    got = got.numpy().sum(0)
+    want = _emul_weight_grad(x, dz_out, scale, hidden, dz_hid, spec).numpy()[0]
+    assert got.shape == want.shape == (sum(fm.packed_sizes(spec)),)
+    w_total = fm.packed_sizes(spec)[0]
+    for part, sl in (("weights", slice(0, w_total)), ("biases", slice(w_total, None))):
+        assert rel_err(got[sl], want[sl]) < 1e-5, (part, rel_err(got[sl], want[sl]))
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", GPU_CASES + [(20, 5, 64, 0, "relu", "none", True)])
+def test_gpu_pack_op_equals_pack_functions(cuda, case):
+    in_dim, out_dim, width, n_hidden, act, out_act, bias = case
+    ref, _ = make_pair(*case, seed=2)
+    spec = fm.make_spec(in_dim, out_dim, width, n_hidden + 1, act, out_act)
+    weights = [lin.weight for lin in ref.linears]
+    biases = [lin.bias for lin in ref.linears] if bias else None
+    w16, b32 = fm._pack_op(weights, biases, spec)
+    np.testing.assert_array_equal(w16.numpy(), fm.pack_weights(weights, spec).numpy())
+    np.testing.assert_array_equal(b32.numpy(), fm.pack_biases(biases, spec).numpy())
 
 
 @needs_cuda

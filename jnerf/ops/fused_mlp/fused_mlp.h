@@ -272,4 +272,148 @@ ffmlp_backward(const float* __restrict__ dz_out, const float* __restrict__ scale
     mlp_layer<W, IN_PAD, C::NWARPS, false>(cur, weights, stage, row_tiles, dx_epi());
 }
 
+// One layer's float32 weight [rows, cols] and bias [rows] (b may be null) into its slots of the packed buffers: w16
+// [pad_rows, pad_cols] fp16 and b32 [pad_rows] fp32, zero in the padding. One thread per packed weight element.
+__global__ void ffmlp_pack_layer(const float* __restrict__ w, const float* __restrict__ b, int rows, int cols,
+                                 int pad_rows, int pad_cols, __half* __restrict__ w16, float* __restrict__ b32) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < pad_rows * pad_cols) {
+        const int r = i / pad_cols, c = i - r * pad_cols;
+        w16[i] = __float2half_rn(r < rows && c < cols ? w[r * cols + c] : 0.0f);
+    }
+    if (i < pad_rows) b32[i] = (b != nullptr && i < rows) ? b[i] : 0.0f;
+}
+
+// Weight and bias gradients of every layer from the saved activations and the backward's pre-activation gradients:
+//   dW_l = dz_l^T a_{l-1}  [OUT_l, IN_l],   db_l = sum over rows of dz_l  [OUT_l],
+// with a_{-1} = x (float32, rounded to fp16 as the forward rounds it) and dz_{L-1} = dz_out * scale (float32, to
+// fp16 as the backward takes it); dz_hid and hidden are read as they are (fp16). Results are divided by scale.
+// Why a kernel: as separate products the fp16 operands went through float32 copies and cuBLAS's skinny
+// [64 x N] x [N x 64] GEMMs, ~20 Jittor ops per backward; here they are one launch on tensor cores.
+//
+// grid = (G, L), WG_THREADS threads. Block (g, l) takes layer l's rows in chunks of WG_CH, chunk g, g + G, ...;
+// stages each chunk of dz_l [WG_CH, OUT_l] and a_{l-1} [WG_CH, IN_l] in shared memory as fp16, and accumulates
+// the [OUT_l, IN_l] product on tensor cores (fp32; warp w owns the 16x16 tiles w, w + NWARPS, ...). It writes its
+// partial sums to its own slot partial[g] (laid out as pack_weights | pack_biases: dW_0 .. dW_{L-1} at their
+// padded shapes, then db_0 .. db_{L-1}); the caller sums over g. No atomics, so the result is deterministic.
+//   partial  [G, P] float32, P = sum_l OUT_l * IN_l + sum_l OUT_l
+template <int W, int IN_PAD, int OUT_PAD> struct WgCfg {
+    static constexpr int MAXW = cmax<cmax<W, IN_PAD>::value, OUT_PAD>::value;
+    static constexpr int CH = MAXW <= 128 ? 64 : 32;          // rows per staged chunk: 2 buffers under 48 KB
+    static constexpr int NWARPS = MAXW >= 128 ? 8 : 4;         // at most 16 accumulator tiles per warp
+    static constexpr int THREADS = NWARPS * 32;
+};
+
+// Stage rows [row0, row0 + CH) of a fp16 [n, COLS] matrix into shared [CH, COLS + SKEW], zero rows past n.
+template <int COLS, int CH, int THREADS>
+__device__ __forceinline__ void stage_half_rows(__half* dst, const __half* __restrict__ src, int row0, int n) {
+    constexpr int VECS = COLS / 8;                              // 16-byte vectors per row
+    for (int i = threadIdx.x; i < CH * VECS; i += THREADS) {
+        const int r = i / VECS, v = i - r * VECS, g = row0 + r;
+        uint4 raw = make_uint4(0u, 0u, 0u, 0u);
+        if (g < n) raw = *reinterpret_cast<const uint4*>(src + (size_t)g * COLS + v * 8);
+        *reinterpret_cast<uint4*>(dst + r * (COLS + SKEW) + v * 8) = raw;
+    }
+}
+
+template <int OUT, int IN, int CH, int NWARPS>
+__device__ __forceinline__ void wgrad_layer(const __half* a_src, const float* a_src32, int a_cols, float a_mul,
+                                            const __half* b_src, const float* b_src32, int b_cols, int n,
+                                            float inv_scale, __half* a_s, __half* b_s,
+                                            float* __restrict__ dw, float* __restrict__ db) {
+    constexpr int THREADS = NWARPS * 32;
+    constexpr int TILES = (OUT / 16) * (IN / 16);
+    constexpr int TPW = (TILES + NWARPS - 1) / NWARPS;          // tiles per warp
+    const int warp = threadIdx.x >> 5;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[TPW];
+#pragma unroll
+    for (int i = 0; i < TPW; ++i) wmma::fill_fragment(acc[i], 0.0f);
+    float bias_sum[(OUT + THREADS - 1) / THREADS];
+#pragma unroll
+    for (int i = 0; i < (OUT + THREADS - 1) / THREADS; ++i) bias_sum[i] = 0.0f;
+
+    for (int chunk = blockIdx.x; chunk * CH < n; chunk += gridDim.x) {
+        const int row0 = chunk * CH;
+        if (a_src32) load_rows<OUT, CH, THREADS>(a_s, a_src32, row0, n, a_cols, a_mul);
+        else stage_half_rows<OUT, CH, THREADS>(a_s, a_src, row0, n);
+        if (b_src32) load_rows<IN, CH, THREADS>(b_s, b_src32, row0, n, b_cols, 1.0f);
+        else stage_half_rows<IN, CH, THREADS>(b_s, b_src, row0, n);
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < TPW; ++i) {
+            const int t = warp + i * NWARPS;
+            if (t < TILES) {
+                const int ot = t / (IN / 16), it = t - ot * (IN / 16);
+#pragma unroll
+                for (int k = 0; k < CH; k += 16) {
+                    // A^T tile: element (o, r) = dz[r, o], a col-major read of the row-major staged dz
+                    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::col_major> af;
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> bf;
+                    wmma::load_matrix_sync(af, a_s + k * (OUT + SKEW) + ot * 16, OUT + SKEW);
+                    wmma::load_matrix_sync(bf, b_s + k * (IN + SKEW) + it * 16, IN + SKEW);
+                    wmma::mma_sync(acc[i], af, bf, acc[i]);
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < (OUT + THREADS - 1) / THREADS; ++i) {
+            const int c = threadIdx.x + i * THREADS;
+            if (c < OUT)
+                for (int r = 0; r < CH; ++r) bias_sum[i] += __half2float(a_s[r * (OUT + SKEW) + c]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < TPW; ++i) {
+        const int t = warp + i * NWARPS;
+        if (t < TILES) {
+            const int ot = t / (IN / 16), it = t - ot * (IN / 16);
+#pragma unroll
+            for (int e = 0; e < acc[i].num_elements; ++e) acc[i].x[e] *= inv_scale;
+            wmma::store_matrix_sync(dw + (ot * 16) * IN + it * 16, acc[i], IN, wmma::mem_row_major);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < (OUT + THREADS - 1) / THREADS; ++i) {
+        const int c = threadIdx.x + i * THREADS;
+        if (c < OUT) db[c] = bias_sum[i] * inv_scale;
+    }
+}
+
+template <int W, int IN_PAD, int OUT_PAD>
+__global__ void __launch_bounds__(WgCfg<W, IN_PAD, OUT_PAD>::THREADS)
+ffmlp_weight_grad(const float* __restrict__ x, const float* __restrict__ dz_out, const float* __restrict__ scale_p,
+                  const __half* __restrict__ hidden, const __half* __restrict__ dz_hid, int n, int n_in, int n_out,
+                  int n_layers, float* __restrict__ partial, int p_stride) {
+    using C = WgCfg<W, IN_PAD, OUT_PAD>;
+    __shared__ __align__(128) __half a_s[C::CH * (C::MAXW + SKEW)];
+    __shared__ __align__(128) __half b_s[C::CH * (C::MAXW + SKEW)];
+    const int l = blockIdx.y, L = n_layers;
+    const float scale = *scale_p, inv_scale = 1.0f / scale;
+    // offsets of layer l in the packed layout (layer_shape in fused_mlp.py)
+    auto rows_of = [&](int k) { return k == L - 1 ? OUT_PAD : W; };
+    auto cols_of = [&](int k) { return k == 0 ? IN_PAD : W; };
+    size_t w_off = 0, b_off = 0, w_total = 0;
+    for (int k = 0; k < L; ++k) {
+        if (k < l) { w_off += (size_t)rows_of(k) * cols_of(k); b_off += rows_of(k); }
+        w_total += (size_t)rows_of(k) * cols_of(k);
+    }
+    float* dw = partial + (size_t)blockIdx.x * p_stride + w_off;
+    float* db = partial + (size_t)blockIdx.x * p_stride + w_total + b_off;
+    const __half* dz_l = l < L - 1 ? dz_hid + (size_t)l * n * W : nullptr;
+    const __half* a_prev = l > 0 ? hidden + (size_t)(l - 1) * n * W : nullptr;
+    if (L == 1)
+        wgrad_layer<OUT_PAD, IN_PAD, C::CH, C::NWARPS>(nullptr, dz_out, n_out, scale, nullptr, x, n_in, n, inv_scale,
+                                                       a_s, b_s, dw, db);
+    else if (l == 0)
+        wgrad_layer<W, IN_PAD, C::CH, C::NWARPS>(dz_l, nullptr, W, 1.0f, nullptr, x, n_in, n, inv_scale,
+                                                 a_s, b_s, dw, db);
+    else if (l == L - 1)
+        wgrad_layer<OUT_PAD, W, C::CH, C::NWARPS>(nullptr, dz_out, n_out, scale, a_prev, nullptr, W, n, inv_scale,
+                                                  a_s, b_s, dw, db);
+    else
+        wgrad_layer<W, W, C::CH, C::NWARPS>(dz_l, nullptr, W, 1.0f, a_prev, nullptr, W, n, inv_scale,
+                                            a_s, b_s, dw, db);
+}
+
 }  // namespace jnerf_ffmlp

@@ -3,8 +3,9 @@
 ``fused_mlp(x, weights, biases, spec)`` evaluates the same function as jnerf's ``MLP`` (nn.Linear layers, hidden
 activation relu/softplus/none, output activation none/sigmoid) with one CUDA kernel for the whole network: fp16
 weights and activations, fp32 accumulation, biases and activations applied in fp32. Its backward is one more fused
-kernel that gives the input gradient and the per-layer pre-activation gradients; weight and bias gradients are
-then fp32 cuBLAS products (Jittor's cublas_matmul op, transposed A) of those with the saved activations.
+kernel that gives the input gradient and the per-layer pre-activation gradients, and a third that sums every
+layer's weight and bias gradient from those and the saved activations (tensor cores, fp32 partial sums per block,
+one Jittor sum over the blocks).
 
 Gradient scaling: the output gradient is multiplied by ``GRAD_SCALE_TARGET / max|dz_out|`` (computed on the device
 and passed to the kernel as a [1] tensor, no host sync) before it goes to fp16, so that tiny loss gradients do not
@@ -18,7 +19,6 @@ from collections import namedtuple
 
 import jittor as jt
 
-from ..cublas import matmul
 from ..cuda_utils import cuda_header, kernel_scope
 
 __all__ = ["FusedMLPSpec", "make_spec", "fused_mlp_cuda", "fused_mlp_available", "set_fused_mlp_enabled",
@@ -129,6 +129,24 @@ def pack_biases(biases, spec):
     return jt.concat(parts, dim=0)
 
 
+def _pack_op(weights, biases, spec):
+    """CUDA: pack_weights and pack_biases as one op (a small copy kernel per layer) instead of the ~4 Jittor ops per
+    layer (casts, padding concats) that the two functions take; same layout, same values."""
+    inputs = [w.float32() for w in weights] + ([b.float32() for b in biases] if biases is not None else [])
+    L, launches, w_off, b_off = spec.n_layers, [], 0, 0
+    for l in range(L):
+        rows, cols = layer_shape(spec, l)
+        bias = f"in{L + l}_p" if biases is not None else "nullptr"
+        launches.append(f"""
+    jnerf_ffmlp::ffmlp_pack_layer<<<{-(-rows * cols // 256)}, 256>>>(in{l}_p, {bias}, (int)in{l}_shape0,
+        (int)in{l}_shape1, {rows}, {cols}, reinterpret_cast<__half*>(out0_p) + {w_off}, out1_p + {b_off});""")
+        w_off, b_off = w_off + rows * cols, b_off + rows
+    src = "".join(launches) + _LAUNCH.format(name="packing")
+    with kernel_scope():
+        return jt.code([(w_off,), (b_off,)], ["float16", "float32"], inputs, cuda_header=cuda_header("fused_mlp"),
+                       cuda_src=src)
+
+
 def _tmpl(spec):
     return f"{spec.width}, {spec.in_pad}, {spec.out_pad}, {spec.rows}"
 
@@ -195,6 +213,48 @@ def _backward_op(dz_out, scale, w16, hidden, spec, in_dim):
     return dx, dz_hid
 
 
+WGRAD_ROWS_PER_BLOCK = 2048    # rows each weight-gradient block sums at least (its partial is one slot to reduce)
+WGRAD_MAX_BLOCKS = 128         # blocks per layer: enough to fill the card, few partials for the final sum
+
+
+def packed_sizes(spec):
+    """(weights, biases): float counts of the packed layouts (pack_weights, pack_biases) at the padded shapes."""
+    shapes = [layer_shape(spec, l) for l in range(spec.n_layers)]
+    return sum(r * c for r, c in shapes), sum(r for r, _ in shapes)
+
+
+def _weight_grad_op(x, dz_out, scale, hidden, dz_hid, spec):
+    """x [N, in_dim] float32, dz_out [N, out_dim] float32 (unscaled), scale [1], hidden and dz_hid [L-1, N, W] float16
+    (dz_hid scaled) -> [G, P] float32: G partial sums of every layer's weight and bias gradient (unscaled) in the
+    packed layout, P = sum of packed_sizes(spec); their sum over G is the gradient."""
+    n, L = x.shape[0], spec.n_layers
+    # n < 0: a row count Jittor knows only at run time
+    blocks = WGRAD_MAX_BLOCKS if n < 0 else max(1, min(WGRAD_MAX_BLOCKS, -(-n // WGRAD_ROWS_PER_BLOCK)))
+    src = f"""
+    const int n = in0_shape0;
+    jnerf_ffmlp::ffmlp_weight_grad<{spec.width}, {spec.in_pad}, {spec.out_pad}>
+        <<<dim3(out0_shape0, (int)data["n_layers"]), jnerf_ffmlp::WgCfg<{spec.width}, {spec.in_pad}, {spec.out_pad}>::THREADS>>>(
+        in0_p, in1_p, in2_p, reinterpret_cast<const __half*>(in3_p), reinterpret_cast<const __half*>(in4_p), n,
+        (int)in0_shape1, (int)in1_shape1, (int)data["n_layers"], out0_p, (int)out0_shape1);
+    {_LAUNCH.format(name="weight gradient")}
+    """
+    with kernel_scope():
+        return jt.code((blocks, sum(packed_sizes(spec))), "float32", [x, dz_out, scale, hidden, dz_hid],
+                       cuda_header=cuda_header("fused_mlp"), cuda_src=src, data={"n_layers": float(L)})
+
+
+def unpack_grads(flat, spec, shapes):
+    """Packed [P] gradients (layout of pack_weights, then pack_biases) -> ([dW_l], [db_l]) cut to the layers' true
+    ``shapes`` [(out_l, in_l)]."""
+    gw, gb, w_off, b_off = [], [], 0, packed_sizes(spec)[0]
+    for l, (n_out, n_in) in enumerate(shapes):
+        rows, cols = layer_shape(spec, l)
+        gw.append(flat[w_off:w_off + rows * cols].reshape((rows, cols))[:n_out, :n_in])
+        gb.append(flat[b_off:b_off + n_out])
+        w_off, b_off = w_off + rows * cols, b_off + rows
+    return gw, gb
+
+
 class FusedMLPFunction(jt.Function):
     """y = MLP(x) with parameters (W_0..W_{L-1}[, b_0..b_{L-1}]) as explicit inputs, so Jittor routes their
     gradients. Call as ``FusedMLPFunction(spec, has_bias, save)(x, *weights, *biases)``."""
@@ -208,12 +268,11 @@ class FusedMLPFunction(jt.Function):
         x = x.float32()                                               # [N, in_dim] float32
         weights = params[:L]
         biases = params[L:] if self.has_bias else None
-        w16 = pack_weights(weights, spec)                            # packed float16
-        b32 = pack_biases(biases, spec)                              # packed float32
+        w16, b32 = _pack_op(weights, biases, spec)                   # packed float16, float32
         if not self.save:
             return _forward_op(x, w16, b32, spec, save=False)
         y, hidden = _forward_op(x, w16, b32, spec, save=True)       # [N, out] f32, [L-1, N, W] f16
-        self.saved = (x, w16, hidden, y)
+        self.saved = (x, w16, hidden, y, [tuple(w.shape) for w in weights])
         return y
 
     def grad(self, dy):
@@ -221,7 +280,7 @@ class FusedMLPFunction(jt.Function):
         n_params = L * (2 if self.has_bias else 1)
         if dy is None or self.saved is None:
             return (None,) * (1 + n_params)
-        x, w16, hidden, y = self.saved
+        x, w16, hidden, y, w_shapes = self.saved
         self.saved = None
         dy = dy.float32()                                             # [N, out_dim] float32
         dz_out = dy * y * (1.0 - y) if spec.out_act == "sigmoid" else dy
@@ -229,18 +288,8 @@ class FusedMLPFunction(jt.Function):
         scale = GRAD_SCALE_TARGET / jt.maximum(amax, 1e-30)          # [1] float32
         scale = jt.minimum(scale, 2.0 ** 40)
         dx, dz_hid = _backward_op(dz_out, scale, w16, hidden, spec, x.shape[1])
-        inv_scale = 1.0 / scale                                      # [1] float32
-
-        def layer_input(l):                                          # [N, in_l] float32
-            return x if l == 0 else hidden[l - 1].float32()
-
-        gw, gb = [None] * L, [None] * L
-        gw[L - 1] = matmul(dz_out, layer_input(L - 1), trans_a=True)            # [out_dim, in_{L-1}] float32
-        gb[L - 1] = dz_out.sum(0)                                               # [out_dim] float32
-        for l in range(L - 2, -1, -1):
-            dz = dz_hid[l].float32()                                            # [N, W] float32 (scaled)
-            gw[l] = matmul(dz, layer_input(l), trans_a=True) * inv_scale        # [W, in_l] float32
-            gb[l] = dz.sum(0) * inv_scale                                       # [W] float32
+        partial = _weight_grad_op(x, dz_out, scale, hidden, dz_hid, spec)     # [G, P] float32
+        gw, gb = unpack_grads(partial.sum(0), spec, w_shapes)
         return (dx, *gw, *(gb if self.has_bias else ()))
 
 
